@@ -1,0 +1,115 @@
+"""jaxopt_notes: functional optimizer transforms for JAX, built from the notes.
+
+Every optimizer is a pure ``(init, update)`` pair over pytrees
+(:class:`GradientTransformation`), composed from small transforms with
+:func:`chain`. Names, defaults and numbers follow optax, so the two mix
+freely; the docstrings give each rule's formula and the lecture note it
+comes from.
+"""
+
+from jaxopt_notes.adam_family import (
+    ScaleByAdamState,
+    ScaleByAmsgradState,
+    scale_by_adam,
+    scale_by_adamax,
+    scale_by_amsgrad,
+    scale_by_radam,
+)
+from jaxopt_notes.adaptive import (
+    ScaleByAdaDeltaState,
+    ScaleByRmsState,
+    ScaleByRmsWithCountState,
+    ScaleByRssState,
+    ScaleByRStdDevState,
+    ScaleByRStdDevWithCountState,
+    scale_by_adadelta,
+    scale_by_rms,
+    scale_by_rss,
+    scale_by_stddev,
+)
+from jaxopt_notes.base import (
+    EmptyState,
+    GradientTransformation,
+    GradientTransformationExtraArgs,
+    OptState,
+    Params,
+    Schedule,
+    ScalarOrSchedule,
+    Updates,
+    identity,
+    init_empty_state,
+    set_to_zero,
+    stateless,
+    stateless_with_tree_map,
+    with_extra_args_support,
+)
+from jaxopt_notes.clipping import clip, clip_by_global_norm
+from jaxopt_notes.combine import chain, named_chain
+from jaxopt_notes.lookahead import LookaheadParams, LookaheadState, lookahead
+from jaxopt_notes.masking import MaskedNode, MaskedState, masked
+from jaxopt_notes.moments import EmaState, TraceState, ema, trace
+from jaxopt_notes.optimizers import (
+    adadelta,
+    adagrad,
+    adam,
+    adamax,
+    adamw,
+    amsgrad,
+    nadam,
+    nadamw,
+    radam,
+    rmsprop,
+    sgd,
+)
+from jaxopt_notes.scaling import (
+    AddDecayedWeightsState,
+    ScaleByScheduleState,
+    add_decayed_weights,
+    scale,
+    scale_by_learning_rate,
+    scale_by_schedule,
+)
+from jaxopt_notes.tree import (
+    apply_updates,
+    bias_correction,
+    global_norm,
+    safe_increment,
+    safe_int32_increment,
+    tree_bias_correction,
+    tree_cast,
+    tree_full_like,
+    tree_ones_like,
+    tree_update_infinity_moment,
+    tree_update_moment,
+    tree_update_moment_per_elem_norm,
+    tree_zeros_like,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # protocol
+    "EmptyState", "GradientTransformation", "GradientTransformationExtraArgs",
+    "OptState", "Params", "ScalarOrSchedule", "Schedule", "Updates",
+    "identity", "init_empty_state", "set_to_zero", "stateless",
+    "stateless_with_tree_map", "with_extra_args_support",
+    "chain", "named_chain", "masked", "MaskedNode", "MaskedState",
+    # tree helpers
+    "apply_updates", "bias_correction", "global_norm", "safe_increment",
+    "safe_int32_increment", "tree_bias_correction", "tree_cast",
+    "tree_full_like", "tree_ones_like", "tree_update_infinity_moment",
+    "tree_update_moment", "tree_update_moment_per_elem_norm", "tree_zeros_like",
+    # building blocks
+    "AddDecayedWeightsState", "EmaState", "ScaleByAdaDeltaState",
+    "ScaleByAdamState", "ScaleByAmsgradState", "ScaleByRStdDevState",
+    "ScaleByRStdDevWithCountState", "ScaleByRmsState",
+    "ScaleByRmsWithCountState", "ScaleByRssState", "ScaleByScheduleState",
+    "TraceState", "add_decayed_weights", "clip", "clip_by_global_norm", "ema",
+    "scale", "scale_by_adadelta", "scale_by_adam", "scale_by_adamax",
+    "scale_by_amsgrad", "scale_by_learning_rate", "scale_by_radam",
+    "scale_by_rms", "scale_by_rss", "scale_by_schedule", "scale_by_stddev",
+    "trace", "LookaheadParams", "LookaheadState", "lookahead",
+    # optimizers
+    "adadelta", "adagrad", "adam", "adamax", "adamw", "amsgrad", "nadam",
+    "nadamw", "radam", "rmsprop", "sgd",
+]

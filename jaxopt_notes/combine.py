@@ -1,0 +1,92 @@
+"""Combinators that build one optimizer out of several transforms."""
+
+from __future__ import annotations
+
+import collections
+
+from jaxopt_notes import base
+from jaxopt_notes import tree as tree_lib
+
+__all__ = ["chain", "named_chain"]
+
+
+def chain(*transforms: base.GradientTransformation) -> base.GradientTransformationExtraArgs:
+  r"""Runs transforms one after another: the output of one feeds the next.
+
+  .. math:: u = T_n(\dots T_2(T_1(g)))
+
+  Every optimizer of the notes is such a pipeline: Adam is
+  ``chain(scale_by_adam(), scale_by_learning_rate(lr))``. The state is a tuple
+  with one entry per transform, in order, exactly as ``optax.chain`` lays it
+  out, so optax and jaxopt_notes transforms can be mixed freely. Extra keyword
+  arguments to ``update`` reach the transforms that accept them.
+
+  Args:
+    *transforms: ``GradientTransformation``\ s (ours or optax's).
+  """
+  txs = [
+      base.with_extra_args_support(base.as_transform(t, f"transforms[{i}]"))
+      for i, t in enumerate(transforms)
+  ]
+
+  def init_fn(params):
+    tree_lib.check_params_tree(params)
+    return tuple(tx.init(params) for tx in txs)
+
+  def update_fn(updates, state, params=None, **extra_args):
+    if not isinstance(state, tuple) or len(state) != len(txs):
+      raise ValueError(
+          f"chain of {len(txs)} transforms got a state with "
+          f"{len(state) if isinstance(state, tuple) else 'no'} entries: pass "
+          "the state returned by this chain's `init`."
+      )
+    new_state = []
+    for s, tx in zip(state, txs):
+      updates, s = tx.update(updates, s, params, **extra_args)
+      new_state.append(s)
+    return updates, tuple(new_state)
+
+  return base.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def named_chain(
+    *named: tuple[str, base.GradientTransformation],
+) -> base.GradientTransformationExtraArgs:
+  """Like :func:`chain`, with the state stored under a name per transform.
+
+  ``named_chain(("clip", clip_by_global_norm(1.0)), ("adam", adam(1e-3)))``
+  gives a state ``{"clip": ..., "adam": ...}`` (an ordered dict), which makes
+  a state readable and lets a user find one transform's moments by name.
+  Same layout as ``optax.named_chain``.
+
+  Raises:
+    ValueError: when two transforms share a name.
+  """
+  pairs = []
+  for i, item in enumerate(named):
+    if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+      raise TypeError(
+          f"named_chain takes (name, transform) pairs; argument {i} is {item!r}"
+      )
+    pairs.append((item[0], base.with_extra_args_support(base.as_transform(item[1], item[0]))))
+  names = [name for name, _ in pairs]
+  if len(set(names)) != len(names):
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    raise ValueError(f"named_chain needs unique names; repeated: {dupes}")
+
+  def init_fn(params):
+    tree_lib.check_params_tree(params)
+    return collections.OrderedDict((name, tx.init(params)) for name, tx in pairs)
+
+  def update_fn(updates, state, params=None, **extra_args):
+    missing = [name for name in names if name not in state]
+    if missing:
+      raise ValueError(f"named_chain state lacks entries {missing}; pass the state from its `init`.")
+    new_state = collections.OrderedDict()
+    for name, tx in pairs:
+      updates, new_state[name] = tx.update(updates, state[name], params, **extra_args)
+    return updates, new_state
+
+  return base.GradientTransformationExtraArgs(init_fn, update_fn)
+
+

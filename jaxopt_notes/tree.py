@@ -1,0 +1,286 @@
+"""Pytree helpers shared by every transform.
+
+The moment updates here are the notes' formulas written once, over whole
+pytrees (SEEDS.md, notes 000 and 004):
+
+* exponentially weighted average, ``V_t = beta V_{t-1} + (1 - beta) theta_t``
+  (:func:`tree_update_moment`),
+* its bias correction ``V_t / (1 - beta^t)`` (:func:`bias_correction`),
+* the running maximum used by Adamax (:func:`tree_update_infinity_moment`).
+
+Every multi-tree map goes through :func:`tree_map_checked`, so a caller whose
+``updates``, ``state`` or ``params`` disagree in structure gets one error that
+names the first differing path instead of a bare tree-structure mismatch.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "abs_sq",
+    "apply_updates",
+    "bias_correction",
+    "check_params_tree",
+    "global_norm",
+    "safe_increment",
+    "safe_int32_increment",
+    "tree_bias_correction",
+    "tree_cast",
+    "tree_cast_like",
+    "tree_full_like",
+    "tree_map_checked",
+    "tree_ones_like",
+    "tree_update_infinity_moment",
+    "tree_update_moment",
+    "tree_update_moment_per_elem_norm",
+    "tree_zeros_like",
+]
+
+
+def _is_none(x: Any) -> bool:
+  return x is None
+
+
+def _is_array_like(x: Any) -> bool:
+  if isinstance(x, (jax.Array, np.ndarray, np.generic, numbers.Number)):
+    return True
+  # jax.ShapeDtypeStruct and other abstract arrays (eval_shape, sharding).
+  return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def check_params_tree(tree: Any, name: str = "params") -> None:
+  """Raises ``TypeError`` unless every leaf of ``tree`` is an array or number.
+
+  Containers (dict, list, tuple, NamedTuple, registered pytree nodes) and
+  ``None`` (an empty subtree) are accepted anywhere. The error names the path
+  of the first bad leaf, so a stray string or custom object is easy to find.
+  """
+  leaves = jax.tree_util.tree_leaves_with_path(tree)
+  for path, leaf in leaves:
+    if not _is_array_like(leaf):
+      where = jax.tree_util.keystr(path) or "<root>"
+      raise TypeError(
+          f"`{name}` must be a pytree whose leaves are arrays or numbers; the "
+          f"leaf at {name}{where if where != '<root>' else ''} is a "
+          f"{type(leaf).__name__} ({leaf!r:.60}). Register custom classes "
+          "with jax.tree_util.register_pytree_node or convert them to arrays."
+      )
+
+
+def _first_difference(a: Any, b: Any, is_leaf=None) -> str:
+  """Describes where two pytrees first differ in structure."""
+  pa = jax.tree_util.tree_flatten_with_path(a, is_leaf=is_leaf)[0]
+  pb = jax.tree_util.tree_flatten_with_path(b, is_leaf=is_leaf)[0]
+  for (ka, _), (kb, _) in zip(pa, pb):
+    if ka != kb:
+      return (
+          f"first difference at {jax.tree_util.keystr(ka) or '<root>'} "
+          f"vs {jax.tree_util.keystr(kb) or '<root>'}"
+      )
+  if len(pa) != len(pb):
+    shorter, longer, which = (pa, pb, 1) if len(pa) < len(pb) else (pb, pa, 0)
+    extra = jax.tree_util.keystr(longer[len(shorter)][0]) or "<root>"
+    return f"{'the first' if which == 0 else 'the second'} tree has an extra leaf at {extra}"
+  ta = jax.tree.structure(a, is_leaf=is_leaf)
+  tb = jax.tree.structure(b, is_leaf=is_leaf)
+  return f"same leaf paths but different node types: {ta} vs {tb}"
+
+
+def tree_map_checked(
+    f: Callable[..., Any],
+    tree: Any,
+    *rest: Any,
+    names: Sequence[str] = ("updates", "state"),
+    is_leaf: Optional[Callable[[Any], bool]] = None,
+) -> Any:
+  """``jax.tree.map`` with an error that names the trees and the bad path.
+
+  Costs nothing when the structures agree: the check runs only after
+  ``jax.tree.map`` has failed.
+  """
+  try:
+    return jax.tree.map(f, tree, *rest, is_leaf=is_leaf)
+  except (ValueError, TypeError) as err:
+    for i, other in enumerate(rest, start=1):
+      if jax.tree.structure(tree, is_leaf=is_leaf) != jax.tree.structure(
+          other, is_leaf=is_leaf
+      ):
+        first = names[0] if names else "the first tree"
+        second = names[i] if i < len(names) else f"tree #{i}"
+        raise ValueError(
+            f"`{second}` does not have the pytree structure of `{first}` "
+            f"({_first_difference(tree, other, is_leaf)}). They must match "
+            "leaf for leaf: pass the same params to `init` and `update`, and "
+            "gradients shaped like the params."
+        ) from err
+    raise
+
+
+def safe_increment(count: jax.typing.ArrayLike) -> jax.Array:
+  """``count + 1``, saturating at the dtype's maximum instead of wrapping.
+
+  An int32 step counter that wraps to ``-2^31`` would turn ``beta**count`` in
+  bias correction into an overflow; saturating keeps the last value instead.
+  Same numbers as ``optax.safe_increment``.
+  """
+  count = jnp.asarray(count)
+  if jnp.issubdtype(count.dtype, jnp.integer):
+    top = jnp.iinfo(count.dtype).max
+  elif jnp.issubdtype(count.dtype, jnp.floating):
+    top = jnp.finfo(count.dtype).max
+  else:
+    raise ValueError(
+        f"`count` must have an integer or floating dtype; got {count.dtype}"
+    )
+  top = jnp.asarray(top, count.dtype)
+  return jnp.where(count < top, count + jnp.asarray(1, count.dtype), top)
+
+
+safe_int32_increment = safe_increment
+
+
+def abs_sq(x: jax.typing.ArrayLike) -> jax.Array:
+  """``|x|^2``, real for complex ``x`` (``conj(x) * x``)."""
+  x = jnp.asarray(x)
+  return (x.conj() * x).real
+
+
+def tree_zeros_like(tree: Any, dtype: Optional[Any] = None) -> Any:
+  """Zeros shaped like every leaf of ``tree`` (``dtype`` overrides)."""
+  check_params_tree(tree)
+  return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
+
+
+def tree_ones_like(tree: Any, dtype: Optional[Any] = None) -> Any:
+  """Ones shaped like every leaf of ``tree`` (``dtype`` overrides)."""
+  check_params_tree(tree)
+  return jax.tree.map(lambda x: jnp.ones_like(x, dtype=dtype), tree)
+
+
+def tree_full_like(
+    tree: Any, fill_value: jax.typing.ArrayLike, dtype: Optional[Any] = None
+) -> Any:
+  """``fill_value`` shaped like every leaf of ``tree``."""
+  check_params_tree(tree)
+  return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
+
+
+def tree_cast(tree: Any, dtype: Optional[Any]) -> Any:
+  """Casts every leaf to ``dtype``; ``dtype=None`` leaves the tree as it is."""
+  if dtype is None:
+    return tree
+  return jax.tree.map(lambda t: t.astype(dtype), tree)
+
+
+def tree_cast_like(tree: Any, other: Any) -> Any:
+  """Casts every leaf of ``tree`` to the dtype of the matching leaf of ``other``."""
+  return tree_map_checked(
+      lambda t, o: t.astype(jnp.asarray(o).dtype), tree, other,
+      names=("moment", "state"),
+  )
+
+
+def tree_update_moment(
+    updates: Any, moments: Any, decay: jax.typing.ArrayLike, order: int
+) -> Any:
+  r"""Exponentially weighted average of ``g^order``.
+
+  .. math:: m_t = \beta\, m_{t-1} + (1 - \beta)\, g_t^{k}
+
+  The notes' ``V_t = beta V_{t-1} + (1 - beta) theta_t`` (SEEDS.md 004) for
+  ``k = 1``, and RMSProp/Adam's second moment for ``k = 2``.
+  """
+  return tree_map_checked(
+      lambda g, t: None if g is None else (1 - decay) * (g**order) + decay * t,
+      updates, moments, is_leaf=_is_none,
+  )
+
+
+def tree_update_moment_per_elem_norm(
+    updates: Any, moments: Any, decay: jax.typing.ArrayLike, order: int
+) -> Any:
+  r"""Like :func:`tree_update_moment` with ``|g|^order`` (complex-safe).
+
+  .. math:: m_t = \beta\, m_{t-1} + (1 - \beta)\, |g_t|^{k}
+  """
+
+  def norm_power(g):
+    if jnp.isrealobj(g):
+      return g**order
+    half = order / 2
+    # An integer exponent compiles to multiplications, a float one to pow.
+    return abs_sq(g) ** (int(half) if float(half).is_integer() else half)
+
+  return tree_map_checked(
+      lambda g, t: None if g is None else (1 - decay) * norm_power(g) + decay * t,
+      updates, moments, is_leaf=_is_none,
+  )
+
+
+def tree_update_infinity_moment(
+    updates: Any, moments: Any, decay: jax.typing.ArrayLike,
+    eps: jax.typing.ArrayLike,
+) -> Any:
+  r"""Exponentially weighted infinity norm (Adamax).
+
+  .. math:: u_t = \max(\beta\, u_{t-1},\ |g_t| + \epsilon)
+  """
+  return tree_map_checked(
+      lambda g, t: None if g is None else jnp.maximum(jnp.abs(g) + eps, decay * t),
+      updates, moments, is_leaf=_is_none,
+  )
+
+
+def bias_correction(
+    moment: Any, decay: jax.typing.ArrayLike, count: jax.typing.ArrayLike
+) -> Any:
+  r"""Removes the zero-initialisation bias of an exponential moving average.
+
+  .. math:: \hat m_t = \frac{m_t}{1 - \beta^{t}}
+
+  The notes' fix for an EMA whose first values are far too low (SEEDS.md 004,
+  "Bias correction ``V_t / (1 - beta^t)``"; note 000's "full Adam"). ``count``
+  is the number of updates folded into ``moment`` so far (1 after the first).
+  Same numbers as ``optax.tree.bias_correction``.
+
+  Args:
+    moment: pytree of moving averages.
+    decay: the EMA's ``beta``.
+    count: step number ``t >= 1`` (an integer array).
+  """
+  # 1 - beta**t is formed in the count's precision and only then cast to the
+  # moment's dtype: in bfloat16 beta**t would round to 1 and divide by zero.
+  correction = 1 - decay**count
+  return jax.tree.map(lambda t: t / correction.astype(t.dtype), moment)
+
+
+tree_bias_correction = bias_correction
+
+
+def global_norm(tree: Any) -> jax.Array:
+  r"""The L2 norm of all leaves together, :math:`\sqrt{\sum_i \|x_i\|^2}`.
+
+  Same numbers as ``optax.tree.norm(tree)`` (and the deprecated
+  ``optax.global_norm``); complex leaves count ``|x|^2``.
+  """
+  squares = jax.tree.map(lambda x: jnp.sum(jnp.square(x.real) + jnp.square(x.imag)), tree)
+  total = jax.tree.reduce(lambda a, b: a + b, squares, initializer=0)
+  return jnp.sqrt(jnp.asarray(total))
+
+
+def apply_updates(params: Any, updates: Any) -> Any:
+  """``params + updates`` leaf by leaf, keeping each param's dtype.
+
+  A bfloat16 param updated by a float32 step stays bfloat16; ``None`` params
+  stay ``None``. Same as ``optax.apply_updates``.
+  """
+  return tree_map_checked(
+      lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+      params, updates, names=("params", "updates"), is_leaf=_is_none,
+  )

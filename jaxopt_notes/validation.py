@@ -1,0 +1,104 @@
+"""Argument checks run when a transform is built, not when it is stepped.
+
+optax checks almost none of its hyper-parameters; a ``b2=1.0`` or a negative
+``eps`` there trains silently wrong. Here every check raises at construction
+with the argument's name and the allowed range. Values that are traced (a jax
+array inside ``jit``, or one that ``inject_hyperparams`` feeds in) cannot be
+inspected and are accepted as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import jax
+import numpy as np
+
+__all__ = [
+    "check_callable",
+    "check_dtype",
+    "check_learning_rate",
+    "check_non_negative",
+    "check_positive_int",
+    "check_unit_interval",
+]
+
+
+def _concrete(value: Any) -> Optional[float]:
+  """``value`` as a Python float, or ``None`` if it is traced or not a scalar."""
+  if isinstance(value, jax.core.Tracer):
+    return None
+  try:
+    arr = np.asarray(value)
+  except Exception:  # pylint: disable=broad-except
+    return None
+  if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
+    return None
+  return float(arr.real)
+
+
+def _check_number(name: str, value: Any) -> Optional[float]:
+  if isinstance(value, (str, bytes)) or value is None:
+    raise TypeError(f"`{name}` must be a number; got {value!r}")
+  v = _concrete(value)
+  if v is None and not isinstance(value, jax.core.Tracer):
+    arr = np.asarray(value) if not callable(value) else None
+    if arr is None or arr.shape != ():
+      raise TypeError(f"`{name}` must be a scalar; got {value!r}")
+  return v
+
+
+def check_learning_rate(value: Any, name: str = "learning_rate") -> None:
+  """A finite scalar or a callable schedule ``step -> value``."""
+  if callable(value):
+    return
+  v = _check_number(name, value)
+  if v is not None and not math.isfinite(v):
+    raise ValueError(
+        f"`{name}` must be a finite number or a schedule (a callable "
+        f"step -> value); got {value!r}"
+    )
+
+
+def check_unit_interval(name: str, value: Any, *, closed_right: bool = False) -> None:
+  """``0 <= value < 1`` (``<= 1`` with ``closed_right``)."""
+  v = _check_number(name, value)
+  if v is None:
+    return
+  ok = 0.0 <= v <= 1.0 if closed_right else 0.0 <= v < 1.0
+  if not ok:
+    interval = "[0, 1]" if closed_right else "[0, 1)"
+    raise ValueError(f"`{name}` must lie in {interval}; got {value!r}")
+
+
+def check_non_negative(name: str, value: Any) -> None:
+  """``value >= 0`` and finite."""
+  v = _check_number(name, value)
+  if v is not None and not (math.isfinite(v) and v >= 0.0):
+    raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}")
+
+
+def check_positive_int(name: str, value: Any) -> None:
+  """An integer ``>= 1``."""
+  v = _check_number(name, value)
+  if v is None:
+    return
+  if v != int(v) or v < 1:
+    raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}")
+
+
+def check_callable(name: str, value: Any) -> None:
+  """``value`` can be called."""
+  if not callable(value):
+    raise TypeError(f"`{name}` must be callable; got {type(value).__name__}: {value!r}")
+
+
+def check_dtype(name: str, value: Any) -> Any:
+  """A dtype-like or ``None``; returns the canonical dtype (or ``None``)."""
+  if value is None:
+    return None
+  try:
+    return jax.dtypes.canonicalize_dtype(np.dtype(value))
+  except TypeError as err:
+    raise TypeError(f"`{name}` must be a dtype (e.g. jnp.bfloat16) or None; got {value!r}") from err
