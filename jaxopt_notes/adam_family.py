@@ -127,6 +127,7 @@ def scale_by_adam(
     bias_correction: divide the moments by ``1 - b^t`` (default ``True``).
   """
   _check_adam_args(b1, b2, eps, eps_root)
+  validation.check_flags(nesterov=nesterov, bias_correction=bias_correction)
   mu_dtype = validation.check_dtype("mu_dtype", mu_dtype)
   nu_dtype = validation.check_dtype("nu_dtype", nu_dtype)
 
@@ -186,6 +187,7 @@ def scale_by_amsgrad(
     nu_dtype: dtype of the stored ``nu`` and ``nu_max`` (default: the params').
   """
   _check_adam_args(b1, b2, eps, eps_root)
+  validation.check_flags(bias_correction_mu=bias_correction_mu, bias_correction_nu=bias_correction_nu)
   mu_dtype = validation.check_dtype("mu_dtype", mu_dtype)
   nu_dtype = validation.check_dtype("nu_dtype", nu_dtype)
 
@@ -281,6 +283,8 @@ def scale_by_radam(
     nesterov: Nesterov's first moment, as in :func:`scale_by_adam`.
   """
   _check_adam_args(b1, b2, eps, eps_root)
+  validation.check_finite("threshold", threshold)
+  validation.check_flags(nesterov=nesterov)
   rho_inf = 2.0 / (1.0 - b2) - 1.0
 
   def rectified(rho, mu_hat, nu_hat):

@@ -38,7 +38,8 @@ def _inverse_root(eps, eps_in_sqrt: bool):
   return lambda n: 1 / (jnp.sqrt(n) + eps)
 
 
-def _check_rms_args(decay, eps, initial_scale) -> None:
+def _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction) -> None:
+  validation.check_flags(eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction)
   validation.check_unit_interval("decay", decay)
   validation.check_non_negative("eps", eps)
   validation.check_non_negative("initial_scale", initial_scale)
@@ -76,6 +77,7 @@ def scale_by_rss(
   """
   validation.check_non_negative("initial_accumulator_value", initial_accumulator_value)
   validation.check_non_negative("eps", eps)
+  validation.check_flags(eps_in_sqrt=eps_in_sqrt)
 
   def init_fn(params):
     return ScaleByRssState(
@@ -136,7 +138,7 @@ def scale_by_rms(
     eps_in_sqrt: ``eps`` inside the root (default ``True``).
     bias_correction: divide ``nu`` by ``1 - gamma^t`` (default ``False``).
   """
-  _check_rms_args(decay, eps, initial_scale)
+  _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
   inv_root = _inverse_root(eps, eps_in_sqrt)
 
   def init_fn(params):
@@ -201,7 +203,7 @@ def scale_by_stddev(
     eps_in_sqrt: ``eps`` inside the root (default ``True``).
     bias_correction: divide both moments by ``1 - gamma^t`` (default ``False``).
   """
-  _check_rms_args(decay, eps, initial_scale)
+  _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
   inv_root = _inverse_root(eps, eps_in_sqrt)
 
   def init_fn(params):

@@ -16,6 +16,7 @@ our combinators accept optax's.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Callable, NamedTuple, Optional, Protocol, Union
 
 import jax
@@ -67,12 +68,31 @@ class GradientTransformation(NamedTuple):
   update: TransformUpdateFn
 
 
-class GradientTransformationExtraArgs(GradientTransformation):
+def _optax_extra_args_class() -> tuple[type, ...]:
+  """optax's ``GradientTransformationExtraArgs``, when optax is installed.
+
+  optax's combinators decide whether to forward ``value=``/``value_fn=`` with
+  an ``isinstance`` check against their own class. Deriving from it (only when
+  optax can be imported; we never require it) lets our extra-args transforms
+  keep their keyword arguments inside ``optax.chain`` and ``optax.MultiSteps``.
+  """
+  try:
+    if importlib.util.find_spec("optax") is None:
+      return ()
+    from optax import GradientTransformationExtraArgs as optax_class  # pylint: disable=g-import-not-at-top
+  except Exception:  # pylint: disable=broad-except
+    return ()
+  return (optax_class,)
+
+
+class GradientTransformationExtraArgs(GradientTransformation, *_optax_extra_args_class()):
   """A transform whose ``update`` accepts extra keyword arguments.
 
   Combinators (``chain``, ``named_chain``, ``masked``) forward extra keyword
   arguments such as ``value=`` or ``value_fn=`` to the transforms that take
-  them and drop them for the ones that do not.
+  them and drop them for the ones that do not. When optax is installed this
+  class also derives from ``optax.GradientTransformationExtraArgs``, so
+  optax's combinators forward those arguments to ours too.
   """
 
 

@@ -45,7 +45,8 @@ def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> base.GradientTransfor
   Args:
     max_norm: ``c > 0``.
   """
-  validation.check_non_negative("max_norm", max_norm)
+  # max_norm = 0 would turn a zero gradient into 0/0 = NaN.
+  validation.check_positive("max_norm", max_norm)
 
   def update_fn(updates, state, params=None):
     del params

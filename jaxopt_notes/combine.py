@@ -4,10 +4,33 @@ from __future__ import annotations
 
 import collections
 
+import jax
+
 from jaxopt_notes import base
+from jaxopt_notes import lookahead as lookahead_lib
 from jaxopt_notes import tree as tree_lib
 
 __all__ = ["chain", "named_chain"]
+
+
+def _check_updates_match_params(updates, params) -> None:
+  """Raises a clear error when gradients and params disagree in structure.
+
+  Transforms that ignore ``params`` would otherwise accept any tree and the
+  mismatch would surface only in ``apply_updates``. A chain that contains
+  :func:`lookahead` receives ``LookaheadParams``; its ``fast`` weights are the
+  ones the gradients belong to.
+  """
+  if params is None:
+    return
+  if isinstance(params, lookahead_lib.LookaheadParams):
+    params = params.fast
+  if jax.tree.structure(updates) != jax.tree.structure(params):
+    raise ValueError(
+        "`updates` does not have the pytree structure of `params` "
+        f"({tree_lib.describe_difference(params, updates)}). Gradients must be "
+        "shaped like the params they update."
+    )
 
 
 def chain(*transforms: base.GradientTransformation) -> base.GradientTransformationExtraArgs:
@@ -40,6 +63,7 @@ def chain(*transforms: base.GradientTransformation) -> base.GradientTransformati
           f"{len(state) if isinstance(state, tuple) else 'no'} entries: pass "
           "the state returned by this chain's `init`."
       )
+    _check_updates_match_params(updates, params)
     new_state = []
     for s, tx in zip(state, txs):
       updates, s = tx.update(updates, s, params, **extra_args)
@@ -79,6 +103,7 @@ def named_chain(
     return collections.OrderedDict((name, tx.init(params)) for name, tx in pairs)
 
   def update_fn(updates, state, params=None, **extra_args):
+    _check_updates_match_params(updates, params)
     missing = [name for name in names if name not in state]
     if missing:
       raise ValueError(f"named_chain state lacks entries {missing}; pass the state from its `init`.")

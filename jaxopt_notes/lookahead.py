@@ -63,6 +63,7 @@ def lookahead(
   fast_optimizer = base.as_transform(fast_optimizer, "fast_optimizer")
   validation.check_positive_int("sync_period", sync_period)
   validation.check_unit_interval("slow_step_size", slow_step_size, closed_right=True)
+  validation.check_flags(reset_state=reset_state)
 
   def init_fn(params):
     fast = params.fast if isinstance(params, LookaheadParams) else params

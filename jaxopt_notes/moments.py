@@ -53,6 +53,7 @@ def ema(
     accumulator_dtype: dtype of the stored average (default: the params').
   """
   validation.check_unit_interval("decay", decay)
+  validation.check_flags(debias=debias)
   accumulator_dtype = validation.check_dtype("accumulator_dtype", accumulator_dtype)
 
   def init_fn(params):
@@ -108,6 +109,7 @@ def trace(
     average: damp the incoming gradient by ``1 - beta`` (default ``False``).
   """
   validation.check_unit_interval("decay", decay)
+  validation.check_flags(nesterov=nesterov, average=average)
   accumulator_dtype = validation.check_dtype("accumulator_dtype", accumulator_dtype)
   scale_in = (1 - decay) if average else 1
 

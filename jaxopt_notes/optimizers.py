@@ -20,6 +20,7 @@ from jaxopt_notes import combine
 from jaxopt_notes import masking
 from jaxopt_notes import moments
 from jaxopt_notes import scaling
+from jaxopt_notes import validation
 
 __all__ = [
     "adadelta",
@@ -69,6 +70,7 @@ def sgd(
   if momentum is None:
     direction = base.identity()
   else:
+    validation.check_unit_interval("momentum", momentum)
     direction = moments.trace(
         decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype,
         average=average_momentum,
@@ -145,6 +147,8 @@ def rmsprop(
   (:func:`scale_by_stddev`); ``momentum`` adds a :func:`trace` after the
   learning rate, as optax does. Same as ``optax.rmsprop``.
   """
+  if momentum is not None:
+    validation.check_unit_interval("momentum", momentum)
   scaler = adaptive.scale_by_stddev if centered else adaptive.scale_by_rms
   return combine.chain(
       scaler(

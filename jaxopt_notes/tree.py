@@ -27,6 +27,7 @@ __all__ = [
     "apply_updates",
     "bias_correction",
     "check_params_tree",
+    "describe_difference",
     "global_norm",
     "safe_increment",
     "safe_int32_increment",
@@ -73,8 +74,8 @@ def check_params_tree(tree: Any, name: str = "params") -> None:
       )
 
 
-def _first_difference(a: Any, b: Any, is_leaf=None) -> str:
-  """Describes where two pytrees first differ in structure."""
+def describe_difference(a: Any, b: Any, is_leaf=None) -> str:
+  """Describes where two pytrees first differ in structure (for error messages)."""
   pa = jax.tree_util.tree_flatten_with_path(a, is_leaf=is_leaf)[0]
   pb = jax.tree_util.tree_flatten_with_path(b, is_leaf=is_leaf)[0]
   for (ka, _), (kb, _) in zip(pa, pb):
@@ -115,7 +116,7 @@ def tree_map_checked(
         second = names[i] if i < len(names) else f"tree #{i}"
         raise ValueError(
             f"`{second}` does not have the pytree structure of `{first}` "
-            f"({_first_difference(tree, other, is_leaf)}). They must match "
+            f"({describe_difference(tree, other, is_leaf)}). They must match "
             "leaf for leaf: pass the same params to `init` and `update`, and "
             "gradients shaped like the params."
         ) from err

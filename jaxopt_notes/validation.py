@@ -16,10 +16,14 @@ import jax
 import numpy as np
 
 __all__ = [
+    "check_bool",
     "check_callable",
+    "check_finite",
+    "check_flags",
     "check_dtype",
     "check_learning_rate",
     "check_non_negative",
+    "check_positive",
     "check_positive_int",
     "check_unit_interval",
 ]
@@ -77,6 +81,32 @@ def check_non_negative(name: str, value: Any) -> None:
   v = _check_number(name, value)
   if v is not None and not (math.isfinite(v) and v >= 0.0):
     raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}")
+
+
+def check_positive(name: str, value: Any) -> None:
+  """``value > 0`` and finite."""
+  v = _check_number(name, value)
+  if v is not None and not (math.isfinite(v) and v > 0.0):
+    raise ValueError(f"`{name}` must be a finite number > 0; got {value!r}")
+
+
+def check_bool(name: str, value: Any) -> None:
+  """A Python or numpy bool (a flag that selects code, so never traced)."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise TypeError(f"`{name}` must be True or False; got {value!r}")
+
+
+def check_flags(**flags: Any) -> None:
+  """Every keyword is a bool flag: ``check_flags(nesterov=nesterov, ...)``."""
+  for name, value in flags.items():
+    check_bool(name, value)
+
+
+def check_finite(name: str, value: Any) -> None:
+  """A finite number."""
+  v = _check_number(name, value)
+  if v is not None and not math.isfinite(v):
+    raise ValueError(f"`{name}` must be a finite number; got {value!r}")
 
 
 def check_positive_int(name: str, value: Any) -> None:
