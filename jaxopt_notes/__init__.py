@@ -7,6 +7,13 @@ freely; the docstrings give each rule's formula and the lecture note it
 comes from.
 """
 
+from jaxopt_notes.accumulation import (
+    MultiSteps,
+    MultiStepsState,
+    ShouldSkipUpdateFunction,
+    skip_large_updates,
+    skip_not_finite,
+)
 from jaxopt_notes.adam_family import (
     ScaleByAdamState,
     ScaleByAmsgradState,
@@ -45,7 +52,16 @@ from jaxopt_notes.base import (
 )
 from jaxopt_notes.clipping import clip, clip_by_global_norm
 from jaxopt_notes.combine import chain, named_chain
-from jaxopt_notes.lookahead import LookaheadParams, LookaheadState, lookahead
+from jaxopt_notes.data import minibatches, steps_per_epoch
+from jaxopt_notes.gradcheck import GradientCheckError, gradient_check
+from jaxopt_notes.hyperparams import (
+    InjectHyperparamsState,
+    InjectStatefulHyperparamsState,
+    WrappedSchedule,
+    WrappedScheduleState,
+    inject_hyperparams,
+)
+from jaxopt_notes.lookahead_wrapper import LookaheadParams, LookaheadState, lookahead
 from jaxopt_notes.masking import MaskedNode, MaskedState, masked
 from jaxopt_notes.moments import EmaState, TraceState, ema, trace
 from jaxopt_notes.optimizers import (
@@ -61,6 +77,15 @@ from jaxopt_notes.optimizers import (
     rmsprop,
     sgd,
 )
+from jaxopt_notes.param_groups import (
+    MultiTransformState,
+    PartitionState,
+    freeze,
+    multi_transform,
+    partition,
+    selective_transform,
+)
+from jaxopt_notes.plateau import ReduceLROnPlateauState, reduce_on_plateau
 from jaxopt_notes.scaling import (
     AddDecayedWeightsState,
     ScaleByScheduleState,
@@ -69,6 +94,8 @@ from jaxopt_notes.scaling import (
     scale_by_learning_rate,
     scale_by_schedule,
 )
+from jaxopt_notes.second_order import newton, scale_by_newton
+from jaxopt_notes.training import fit
 from jaxopt_notes.tree import (
     apply_updates,
     bias_correction,
@@ -84,6 +111,7 @@ from jaxopt_notes.tree import (
     tree_update_moment_per_elem_norm,
     tree_zeros_like,
 )
+from jaxopt_notes.wrappers import ApplyIfFiniteState, apply_if_finite, flatten
 
 __version__ = "0.1.0"
 
@@ -109,6 +137,17 @@ __all__ = [
     "scale_by_amsgrad", "scale_by_learning_rate", "scale_by_radam",
     "scale_by_rms", "scale_by_rss", "scale_by_schedule", "scale_by_stddev",
     "trace", "LookaheadParams", "LookaheadState", "lookahead",
+    # wrappers
+    "ApplyIfFiniteState", "InjectHyperparamsState",
+    "InjectStatefulHyperparamsState", "MultiSteps", "MultiStepsState",
+    "MultiTransformState", "PartitionState", "ShouldSkipUpdateFunction",
+    "WrappedSchedule", "WrappedScheduleState", "apply_if_finite", "flatten",
+    "freeze", "inject_hyperparams", "multi_transform", "partition",
+    "selective_transform", "skip_large_updates", "skip_not_finite",
+    # training helpers
+    "GradientCheckError", "ReduceLROnPlateauState", "fit", "gradient_check",
+    "minibatches", "newton", "reduce_on_plateau", "scale_by_newton",
+    "steps_per_epoch",
     # optimizers
     "adadelta", "adagrad", "adam", "adamax", "adamw", "amsgrad", "nadam",
     "nadamw", "radam", "rmsprop", "sgd",

@@ -7,7 +7,7 @@ import collections
 import jax
 
 from jaxopt_notes import base
-from jaxopt_notes import lookahead as lookahead_lib
+from jaxopt_notes import lookahead_wrapper as lookahead_lib
 from jaxopt_notes import tree as tree_lib
 
 __all__ = ["chain", "named_chain"]
