@@ -94,6 +94,23 @@ from jaxopt_notes.scaling import (
     scale_by_learning_rate,
     scale_by_schedule,
 )
+from jaxopt_notes.schedules import (
+    constant_schedule,
+    cosine_decay_schedule,
+    cosine_onecycle_schedule,
+    exponential_decay,
+    inverse_sqrt_decay,
+    inverse_time_decay,
+    join_schedules,
+    linear_schedule,
+    per_epoch,
+    piecewise_constant_schedule,
+    polynomial_schedule,
+    sgdr_schedule,
+    step_decay,
+    warmup_cosine_decay_schedule,
+    warmup_exponential_decay_schedule,
+)
 from jaxopt_notes.second_order import newton, scale_by_newton
 from jaxopt_notes.training import fit
 from jaxopt_notes.tree import (
@@ -144,6 +161,22 @@ __all__ = [
     "WrappedSchedule", "WrappedScheduleState", "apply_if_finite", "flatten",
     "freeze", "inject_hyperparams", "multi_transform", "partition",
     "selective_transform", "skip_large_updates", "skip_not_finite",
+    # schedules
+    "constant_schedule",
+    "cosine_decay_schedule",
+    "cosine_onecycle_schedule",
+    "exponential_decay",
+    "inverse_sqrt_decay",
+    "inverse_time_decay",
+    "join_schedules",
+    "linear_schedule",
+    "per_epoch",
+    "piecewise_constant_schedule",
+    "polynomial_schedule",
+    "sgdr_schedule",
+    "step_decay",
+    "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
     # training helpers
     "GradientCheckError", "ReduceLROnPlateauState", "fit", "gradient_check",
     "minibatches", "newton", "reduce_on_plateau", "scale_by_newton",
