@@ -41,7 +41,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_notes import validation
 from jaxopt_notes.base import Schedule
 
 __all__ = [
