@@ -20,11 +20,13 @@ from jaxopt_notes.accumulation import (
 from jaxopt_notes.hyperparams import inject_hyperparams
 from jaxopt_notes.wrappers import apply_if_finite
 
+try:
+  from tests import _wrapper_runs as wr
+except ImportError:
+  import _wrapper_runs as wr
+
 LONG = 120  # minibatches of a jitted run
 SHORT = 12  # minibatches of an eager run
-# ours selects where optax branches with lax.cond; XLA then fuses the inner
-# step differently, which moves float32 results by an ulp or so.
-SELECT_RTOL = 2e-6
 
 
 def _params():
@@ -32,10 +34,7 @@ def _params():
 
 
 def _noise(steps, seed=0):
-  rng = np.random.default_rng(seed)
-  return jax.tree.map(
-      lambda p: rng.standard_normal((steps,) + p.shape).astype(np.float32), _params()
-  )
+  return wr.noise(_params(), steps, seed, dtype=np.float32)
 
 
 def _poison(noise, t):
@@ -45,39 +44,11 @@ def _poison(noise, t):
   return noise
 
 
-def _grads(noise, params):
-  # Depends on the params, so a run is a trajectory.
-  return jax.tree.map(lambda n, p: n + 0.3 * p, noise, params)
-
-
-def _trajectory(tx, apply, noise, variant=None):
-  """One jitted scan over the minibatches, or eager steps under ``variant``."""
-
-  def step(carry, n):
-    params, state = carry
-    updates, state = tx.update(_grads(n, params), state, params)
-    return (apply(params, updates), state), updates
-
-  carry = (_params(), tx.init(_params()))
-  if variant is None or variant.type is chex.ChexVariantType.WITH_JIT:
-    carry, _ = (variant or jax.jit)(lambda c, xs: jax.lax.scan(step, c, xs))(carry, noise)
-    return carry
-  step = variant(step)
-  for t in range(len(noise["b"])):
-    carry, _ = step(carry, jax.tree.map(lambda x: x[t], noise))
-  return carry
-
-
-def assert_same_state(ours, theirs, rtol=0.0):
-  """Same pytree layout (node types, NamedTuple and field names) and leaves."""
-  assert str(jax.tree.structure(ours)) == str(jax.tree.structure(theirs))
-  flat_ours = jax.tree_util.tree_flatten_with_path(ours)[0]
-  for (path, a), b in zip(flat_ours, jax.tree.leaves(theirs)):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype, jax.tree_util.keystr(path)
-    np.testing.assert_allclose(
-        a, b, rtol=rtol, atol=rtol * 1e-2, err_msg=jax.tree_util.keystr(path)
-    )
+def _run_pair(ours, theirs, noise):
+  """``wr.run_pair`` of two ``MultiSteps`` (as transforms), jitted, from these params."""
+  return wr.run_pair(
+      ours.gradient_transformation(), theirs.gradient_transformation(), _params(), noise
+  )
 
 
 def _every_2_then_4(gradient_step):
@@ -111,14 +82,10 @@ class MultiStepsEqualsOptaxTest(chex.TestCase):
   @parameterized.named_parameters(*CASES)
   def test_long_run(self, k, kwargs):
     ours, theirs = _pair(k, kwargs)
-    jit = self.variant.type is chex.ChexVariantType.WITH_JIT
-    noise = _noise(LONG if jit else SHORT)
-    rtol = SELECT_RTOL if jit else 1e-5
-    assert_same_state(ours.init(_params()), theirs.init(_params()))
-    params_a, state_a = _trajectory(ours.gradient_transformation(), jn.apply_updates, noise, self.variant)
-    params_b, state_b = _trajectory(theirs.gradient_transformation(), optax.apply_updates, noise)
-    assert_same_state(state_a, state_b, rtol)
-    assert_same_state(params_a, params_b, rtol)
+    (_, state_a), (_, state_b) = wr.compare(
+        ours.gradient_transformation(), theirs.gradient_transformation(), _params(), _noise,
+        self.variant, long=LONG, short=SHORT, rtol=wr.SELECT_RTOL,
+    )
     assert bool(ours.has_updated(state_a)) == bool(theirs.has_updated(state_b))
 
   def test_has_updated_and_updates_every_call(self):
@@ -128,10 +95,10 @@ class MultiStepsEqualsOptaxTest(chex.TestCase):
     params = _params()
     state_a, state_b = ours.init(params), theirs.init(params)
     for t in range(30):
-      grads = _grads(jax.tree.map(lambda x: x[t], noise), params)
+      grads = wr.noisy_grads(jax.tree.map(lambda x: x[t], noise), params)
       upd_a, state_a = update_a(grads, state_a, params)
       upd_b, state_b = update_b(grads, state_b, params)
-      chex.assert_trees_all_close(upd_a, upd_b, rtol=SELECT_RTOL)
+      chex.assert_trees_all_close(upd_a, upd_b, rtol=wr.SELECT_RTOL)
       assert bool(ours.has_updated(state_a)) == bool(theirs.has_updated(state_b))
       params = jn.apply_updates(params, upd_a)
     assert int(state_a.gradient_step) == 5 + (30 - 10) // 4
@@ -139,10 +106,9 @@ class MultiStepsEqualsOptaxTest(chex.TestCase):
   def test_skip_not_finite_with_nan_minibatches_equals_optax(self):
     ours, theirs = _pair(4, dict(should_skip_update_fn="not_finite"))
     noise = _poison(_poison(_noise(40), 5), 17)
-    params_a, state_a = _trajectory(ours.gradient_transformation(), jn.apply_updates, noise)
-    params_b, state_b = _trajectory(theirs.gradient_transformation(), optax.apply_updates, noise)
-    assert_same_state(state_a, state_b, SELECT_RTOL)
-    assert_same_state(params_a, params_b, SELECT_RTOL)
+    (params_a, state_a), (params_b, state_b) = _run_pair(ours, theirs, noise)
+    wr.assert_same_state(state_a, state_b, wr.SELECT_RTOL)
+    wr.assert_same_state(params_a, params_b, wr.SELECT_RTOL)
     assert int(state_a.gradient_step) == (40 - 2) // 4
 
   def test_skip_large_updates_equals_optax(self):
@@ -155,9 +121,8 @@ class MultiStepsEqualsOptaxTest(chex.TestCase):
         should_skip_update_fn=functools.partial(optax.skip_large_updates, max_squared_norm=9.0),
     )
     noise = _noise(40)
-    _, state_a = _trajectory(ours.gradient_transformation(), jn.apply_updates, noise)
-    _, state_b = _trajectory(theirs.gradient_transformation(), optax.apply_updates, noise)
-    assert_same_state(state_a, state_b, SELECT_RTOL)
+    (_, state_a), (_, state_b) = _run_pair(ours, theirs, noise)
+    wr.assert_same_state(state_a, state_b, wr.SELECT_RTOL)
     assert 0 < int(state_a.gradient_step) < 20  # some minibatches were skipped
 
   def test_composition_with_apply_if_finite_and_inject_hyperparams(self):
@@ -166,10 +131,9 @@ class MultiStepsEqualsOptaxTest(chex.TestCase):
         optax.apply_if_finite(optax.inject_hyperparams(optax.adam)(learning_rate=1e-2), 3), 4
     )
     noise = _noise(LONG)
-    params_a, state_a = _trajectory(ours.gradient_transformation(), jn.apply_updates, noise)
-    params_b, state_b = _trajectory(theirs.gradient_transformation(), optax.apply_updates, noise)
-    assert_same_state(state_a, state_b, SELECT_RTOL)
-    assert_same_state(params_a, params_b, SELECT_RTOL)
+    (params_a, state_a), (params_b, state_b) = _run_pair(ours, theirs, noise)
+    wr.assert_same_state(state_a, state_b, wr.SELECT_RTOL)
+    wr.assert_same_state(params_a, params_b, wr.SELECT_RTOL)
 
   def test_state_fields(self):
     assert MultiStepsState._fields == optax.MultiStepsState._fields
@@ -211,7 +175,8 @@ class MultiStepsNanRecoveryTest(chex.TestCase):
     update = jax.jit(tx.update)
     params, state = _params(), tx.init(_params())
     for t in range(len(noise["b"])):
-      updates, state = update(_grads(jax.tree.map(lambda x: x[t], noise), params), state, params)
+      grads = wr.noisy_grads(jax.tree.map(lambda x: x[t], noise), params)
+      updates, state = update(grads, state, params)
       params = apply(params, updates)
     return params, state
 
@@ -239,9 +204,9 @@ class MultiStepsNanRecoveryTest(chex.TestCase):
     keep = np.r_[0 : k * bad_cycle, k * (bad_cycle + 1) : k * cycles]
     dropped = jax.tree.map(lambda x: x[keep], clean)
     params_ref, state_ref = self._run(ours, jn.apply_updates, dropped)
-    assert_same_state(params_a, params_ref, SELECT_RTOL)
-    assert_same_state(
-        state_a.inner_opt_state.inner_state, state_ref.inner_opt_state.inner_state, SELECT_RTOL
+    wr.assert_same_state(params_a, params_ref, wr.SELECT_RTOL)
+    wr.assert_same_state(
+        state_a.inner_opt_state.inner_state, state_ref.inner_opt_state.inner_state, wr.SELECT_RTOL
     )
 
   def test_accumulator_is_exactly_zero_after_the_nan_step(self):
@@ -284,8 +249,8 @@ class MultiStepsApiTest(chex.TestCase):
     for _ in range(3):
       u_a, state_a = ours.update(grads, state_a, params)
       u_b, state_b = theirs.update(grads, state_b, params)
-      assert_same_state(u_a, u_b)
-    assert_same_state(state_a, state_b)
+      wr.assert_same_state(u_a, u_b)
+    wr.assert_same_state(state_a, state_b)
     # None keeps the params' dtype (optax 0.2.8 fails there: its cast to
     # `None` turns the accumulator into float32 and lax.cond rejects it).
     keep = MultiSteps(jn.sgd(0.1), 2, accumulator_dtype=None)

@@ -16,6 +16,11 @@ from jaxopt_notes.hyperparams import (
     inject_hyperparams,
 )
 
+try:
+  from tests import _wrapper_runs as wr
+except ImportError:
+  import _wrapper_runs as wr
+
 LONG = 150  # steps of a jitted run
 SHORT = 10  # steps of an eager run
 
@@ -25,55 +30,12 @@ def _params(dtype=jnp.float32):
 
 
 def _noise(steps, seed=0):
-  rng = np.random.default_rng(seed)
-  return jax.tree.map(
-      lambda p: rng.standard_normal((steps,) + p.shape).astype(p.dtype), _params()
-  )
-
-
-def _grads(noise, params):
-  # Depends on the params, so a run is a trajectory.
-  return jax.tree.map(lambda n, p: n + 0.3 * p, noise, params)
-
-
-def _trajectory(tx, apply, steps, variant=None):
-  """One jitted scan, or eager steps under ``variant``."""
-
-  def step(carry, noise):
-    params, state = carry
-    updates, state = tx.update(_grads(noise, params), state, params)
-    return (apply(params, updates), state), None
-
-  carry, xs = (_params(), tx.init(_params())), _noise(steps)
-  if variant is None or variant.type is chex.ChexVariantType.WITH_JIT:
-    carry, _ = (variant or jax.jit)(lambda c, x: jax.lax.scan(step, c, x))(carry, xs)
-    return carry
-  step = variant(step)
-  for t in range(steps):
-    carry, _ = step(carry, jax.tree.map(lambda x: x[t], xs))
-  return carry
-
-
-def assert_same_state(ours, theirs, rtol=0.0):
-  """Same pytree layout (node types, NamedTuple and field names) and leaves."""
-  assert str(jax.tree.structure(ours)) == str(jax.tree.structure(theirs))
-  flat_ours = jax.tree_util.tree_flatten_with_path(ours)[0]
-  for (path, a), b in zip(flat_ours, jax.tree.leaves(theirs)):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype, jax.tree_util.keystr(path)
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2, err_msg=jax.tree_util.keystr(path))
+  return wr.noise(_params(), steps, seed)
 
 
 def _compare(ours, theirs, variant=None):
-  jit = variant is None or variant.type is chex.ChexVariantType.WITH_JIT
-  # Eager float32 code may round differently from compiled code.
-  steps, rtol = (LONG, 0.0) if jit else (SHORT, 1e-5)
-  assert_same_state(ours.init(_params()), theirs.init(_params()))
-  params_a, state_a = _trajectory(ours, jn.apply_updates, steps, variant)
-  params_b, state_b = _trajectory(theirs, optax.apply_updates, steps)
-  assert_same_state(state_a, state_b, rtol)
-  assert_same_state(params_a, params_b, rtol)
-  return params_a, state_a
+  """``wr.compare`` on these params and noise; returns our final ``(params, state)``."""
+  return wr.compare(ours, theirs, _params(), _noise, variant, long=LONG, short=SHORT)[0]
 
 
 class InjectEqualsOptaxTest(chex.TestCase):
@@ -130,13 +92,13 @@ class InjectEqualsOptaxTest(chex.TestCase):
             learning_rate=1e-2, b1=0.8
         )
         state_a, state_b = ours.init(params), theirs.init(params)
-        assert_same_state(state_a, state_b)
+        wr.assert_same_state(state_a, state_b)
         grads = jax.tree.map(jnp.ones_like, params)
         update_a, update_b = jax.jit(ours.update), jax.jit(theirs.update)
         for _ in range(3):
           upd_a, state_a = update_a(grads, state_a, params)
           upd_b, state_b = update_b(grads, state_b, params)
-        assert_same_state((upd_a, state_a), (upd_b, state_b))
+        wr.assert_same_state((upd_a, state_a), (upd_b, state_b))
 
   def test_static_callable_argument(self):
     def clipped_sgd(learning_rate, transform):
@@ -169,7 +131,7 @@ class InjectEqualsOptaxTest(chex.TestCase):
     for loss in (2.0, 0.5, 3.0, 0.1):
       upd_a, state_a = ours.update(params, state_a, params, loss=jnp.array(loss))
       upd_b, state_b = theirs.update(params, state_b, params, loss=jnp.array(loss))
-      assert_same_state((upd_a, state_a), (upd_b, state_b))
+      wr.assert_same_state((upd_a, state_a), (upd_b, state_b))
     assert float(state_a.hyperparams["learning_rate"]) == pytest.approx(0.025)
 
   def test_writing_a_scheduled_entry_has_no_effect(self):
@@ -190,7 +152,7 @@ class InjectChangeMidRunTest(chex.TestCase):
     @jax.jit
     def step(params, state, noise):
       traces.append(1)  # runs only while tracing
-      updates, state = tx.update(_grads(noise, params), state, params)
+      updates, state = tx.update(wr.noisy_grads(noise, params), state, params)
       return jn.apply_updates(params, updates), state
 
     noise = _noise(60)
@@ -212,7 +174,7 @@ class InjectChangeMidRunTest(chex.TestCase):
     def continue_with(fresh, inner):
       @jax.jit
       def fresh_step(params, inner, noise):
-        updates, inner = fresh.update(_grads(noise, params), inner, params)
+        updates, inner = fresh.update(wr.noisy_grads(noise, params), inner, params)
         return jn.apply_updates(params, updates), inner
 
       ref_params = switch_params
@@ -223,9 +185,9 @@ class InjectChangeMidRunTest(chex.TestCase):
     fresh = inject_hyperparams(jn.adam)(learning_rate=jnp.asarray(3e-3, old.dtype))
     fresh_state = fresh.init(_params())._replace(inner_state=switch_inner)
     ref_params, ref_state = continue_with(fresh, fresh_state)
-    assert_same_state(params, ref_params)
-    assert_same_state(state.inner_state, ref_state.inner_state)
-    assert_same_state(state.hyperparams, ref_state.hyperparams)
+    wr.assert_same_state(params, ref_params)
+    wr.assert_same_state(state.inner_state, ref_state.inner_state)
+    wr.assert_same_state(state.hyperparams, ref_state.hyperparams)
     # ... and up to rounding for a plain adam(3e-3), whose constant rate XLA
     # folds into the arithmetic.
     ref_params, ref_inner = continue_with(jn.adam(3e-3), switch_inner)
@@ -250,10 +212,11 @@ class InjectArgumentsTest(chex.TestCase):
     tx = inject_hyperparams(factory)(0.1, momentum=0.9)
     state = tx.init(_params())
     assert set(state.hyperparams) == {"learning_rate", "momentum"}
-    params_a, state_a = _trajectory(tx, jn.apply_updates, 20)
-    params_b, state_b = _trajectory(jn.sgd(0.1, momentum=0.9), jn.apply_updates, 20)
-    assert_same_state(params_a, params_b, 1e-6)
-    assert_same_state(state_a.inner_state, state_b, 1e-6)
+    noise = _noise(20)
+    params_a, state_a = wr.trajectory(tx, jn.apply_updates, _params(), noise)
+    params_b, state_b = wr.trajectory(jn.sgd(0.1, momentum=0.9), jn.apply_updates, _params(), noise)
+    wr.assert_same_state(params_a, params_b, 1e-6)
+    wr.assert_same_state(state_a.inner_state, state_b, 1e-6)
 
   def test_wrapped_schedule(self):
     sched = WrappedSchedule(lambda count: 2.0 * count)

@@ -18,6 +18,11 @@ from jaxopt_notes.param_groups import (
     selective_transform,
 )
 
+try:
+  from tests import _wrapper_runs as wr
+except ImportError:
+  import _wrapper_runs as wr
+
 LONG = 120  # steps of a jitted run
 SHORT = 10  # steps of an eager run
 
@@ -37,50 +42,12 @@ def label_fn(params):
 
 
 def _noise(steps):
-  rng = np.random.default_rng(0)
-  return jax.tree.map(
-      lambda p: rng.standard_normal((steps,) + p.shape).astype(np.float32), _params()
-  )
-
-
-def _trajectory(tx, apply, steps, variant=None):
-  """One jitted scan, or eager steps under ``variant``."""
-
-  def step(carry, noise):
-    params, state = carry
-    grads = jax.tree.map(lambda n, p: n + 0.3 * p, noise, params)
-    updates, state = tx.update(grads, state, params)
-    return (apply(params, updates), state), None
-
-  carry, xs = (_params(), tx.init(_params())), _noise(steps)
-  if variant is None or variant.type is chex.ChexVariantType.WITH_JIT:
-    carry, _ = (variant or jax.jit)(lambda c, x: jax.lax.scan(step, c, x))(carry, xs)
-    return carry
-  step = variant(step)
-  for t in range(steps):
-    carry, _ = step(carry, jax.tree.map(lambda x: x[t], xs))
-  return carry
-
-
-def assert_same_state(ours, theirs, rtol=0.0):
-  """Same pytree layout (node types, NamedTuple and field names) and leaves."""
-  assert str(jax.tree.structure(ours)) == str(jax.tree.structure(theirs))
-  flat_ours = jax.tree_util.tree_flatten_with_path(ours)[0]
-  for (path, a), b in zip(flat_ours, jax.tree.leaves(theirs)):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype, jax.tree_util.keystr(path)
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2, err_msg=jax.tree_util.keystr(path))
+  return wr.noise(_params(), steps, dtype=np.float32)
 
 
 def _compare(ours, theirs, variant=None):
-  jit = variant is None or variant.type is chex.ChexVariantType.WITH_JIT
-  steps, rtol = (LONG, 0.0) if jit else (SHORT, 1e-5)
-  assert_same_state(ours.init(_params()), theirs.init(_params()))
-  params_a, state_a = _trajectory(ours, jn.apply_updates, steps, variant)
-  params_b, state_b = _trajectory(theirs, optax.apply_updates, steps)
-  assert_same_state(state_a, state_b, rtol)
-  assert_same_state(params_a, params_b, rtol)
-  return params_a, state_a
+  """``wr.compare`` on these params and noise; returns our final ``(params, state)``."""
+  return wr.compare(ours, theirs, _params(), _noise, variant, long=LONG, short=SHORT)[0]
 
 
 class PartitionTest(chex.TestCase):
@@ -133,8 +100,8 @@ class PartitionTest(chex.TestCase):
     for _ in range(3):
       upd_a, state_a = update_a(grads, state_a, params)
       upd_b, state_b = update_b(grads, state_b, params)
-      assert_same_state(upd_a, upd_b)
-    assert_same_state(state_a, state_b)
+      wr.assert_same_state(upd_a, upd_b)
+    wr.assert_same_state(state_a, state_b)
 
   def test_mask_compatible_extra_args(self):
     def add_tags():
@@ -153,7 +120,7 @@ class PartitionTest(chex.TestCase):
     )
     upd_a, _ = ours.update(grads, ours.init(params), params, tags=tags)
     upd_b, _ = theirs.update(grads, theirs.init(params), params, tags=tags)
-    assert_same_state(upd_a, upd_b)
+    wr.assert_same_state(upd_a, upd_b)
     assert float(upd_a["layer1"]["w"][0, 0]) == 11.0 and float(upd_a["layer1"]["b"][0]) == 0.0
 
   def test_aliases_and_state_fields(self):

@@ -10,12 +10,13 @@ import pytest
 import jaxopt_notes as jn
 from jaxopt_notes.wrappers import ApplyIfFiniteState, apply_if_finite, flatten
 
+try:
+  from tests import _wrapper_runs as wr
+except ImportError:
+  import _wrapper_runs as wr
+
 LONG = 150  # steps of a jitted run
 SHORT = 12  # steps of an eager run
-
-# ours selects where optax branches with lax.cond; XLA then fuses the inner
-# step differently, which moves float32 results by an ulp or so.
-SELECT_RTOL = 2e-6
 
 
 def _params():
@@ -25,13 +26,10 @@ def _params():
   }
 
 
-def _inputs(steps, bad_steps):
+def _inputs(steps, bad_steps=()):
   """Per-step noise, plus the NaN/Inf written into w[0, 1] at ``bad_steps``."""
   bad_steps = {t: v for t, v in dict(bad_steps).items() if t < steps}
-  rng = np.random.default_rng(0)
-  noise = jax.tree.map(
-      lambda p: rng.standard_normal((steps,) + p.shape).astype(np.float32), _params()
-  )
+  noise = wr.noise(_params(), steps, dtype=np.float32)
   bad_value = np.zeros(steps, np.float32)
   is_bad = np.zeros(steps, bool)
   for t, value in bad_steps.items():
@@ -39,59 +37,20 @@ def _inputs(steps, bad_steps):
   return noise, bad_value, is_bad
 
 
-def _step_fn(tx, apply):
-  def step(carry, xs):
-    params, state = carry
-    noise, bad_value, is_bad = xs
-    # The gradient depends on the params, so a run is a trajectory.
-    grads = jax.tree.map(lambda n, p: n + 0.3 * p, noise, params)
-    w = grads["dense"]["w"]
-    grads["dense"]["w"] = w.at[0, 1].set(jnp.where(is_bad, bad_value, w[0, 1]))
-    updates, state = tx.update(grads, state, params)
-    return (apply(params, updates), state), None
-
-  return step
+def _grads(xs, params):
+  """``wr.noisy_grads``, with w[0, 1] replaced where the step is bad."""
+  noise, bad_value, is_bad = xs
+  grads = wr.noisy_grads(noise, params)
+  w = grads["dense"]["w"]
+  grads["dense"]["w"] = w.at[0, 1].set(jnp.where(is_bad, bad_value, w[0, 1]))
+  return grads
 
 
-def _trajectory(tx, apply, steps, bad_steps=(), variant=None):
-  """Runs ``steps`` steps: one jitted scan, or eager steps under ``variant``."""
-  xs = _inputs(steps, bad_steps)
-  carry = (_params(), tx.init(_params()))
-  step = _step_fn(tx, apply)
-  if variant is None or variant.type is chex.ChexVariantType.WITH_JIT:
-    run = lambda c, x: jax.lax.scan(step, c, x)
-    carry, _ = (variant or jax.jit)(run)(carry, xs)
-    return carry
-  step = variant(step)
-  for t in range(steps):
-    carry, _ = step(carry, jax.tree.map(lambda x: x[t], xs))
-  return carry
-
-
-def assert_same_state(ours, theirs, rtol=0.0):
-  """Same pytree layout (node types, NamedTuple and field names) and leaves."""
-  assert str(jax.tree.structure(ours)) == str(jax.tree.structure(theirs))
-  flat_ours = jax.tree_util.tree_flatten_with_path(ours)[0]
-  for (path, a), b in zip(flat_ours, jax.tree.leaves(theirs)):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype, jax.tree_util.keystr(path)
-    np.testing.assert_allclose(
-        a, b, rtol=rtol, atol=rtol * 1e-2, err_msg=jax.tree_util.keystr(path)
-    )
-
-
-def _compare(variant, ours, theirs, *, rtol=0.0, bad_steps=(), steps=None):
-  """Ours (jitted or eager, per ``variant``) against optax's, jitted."""
-  jit = variant.type is chex.ChexVariantType.WITH_JIT
-  steps = steps or (LONG if jit else SHORT)
-  # Eager and compiled float32 code may round differently.
-  rtol = rtol if jit else max(rtol, 1e-5)
-  assert_same_state(ours.init(_params()), theirs.init(_params()))
-  params_a, state_a = _trajectory(ours, jn.apply_updates, steps, bad_steps, variant)
-  params_b, state_b = _trajectory(theirs, optax.apply_updates, steps, bad_steps)
-  assert_same_state(state_a, state_b, rtol)
-  assert_same_state(params_a, params_b, rtol)
-  return params_a, state_a
+def _compare(variant, ours, theirs, *, rtol=0.0):
+  """``wr.compare`` on these params and inputs (no bad steps)."""
+  wr.compare(
+      ours, theirs, _params(), _inputs, variant, long=LONG, short=SHORT, rtol=rtol, grads=_grads
+  )
 
 
 class ApplyIfFiniteTest(chex.TestCase):
@@ -102,7 +61,7 @@ class ApplyIfFiniteTest(chex.TestCase):
         self.variant,
         apply_if_finite(jn.adam(1e-2), 2),
         optax.apply_if_finite(optax.adam(1e-2), 2),
-        rtol=SELECT_RTOL,
+        rtol=wr.SELECT_RTOL,
     )
 
   def test_equals_optax_with_nan_and_inf_gradients(self):
@@ -111,9 +70,10 @@ class ApplyIfFiniteTest(chex.TestCase):
     bad = {3: np.nan, 4: np.inf, 10: np.nan, 11: -np.inf, 12: np.nan}
     ours, theirs = apply_if_finite(jn.adam(1e-2), 2), optax.apply_if_finite(optax.adam(1e-2), 2)
     for steps, total, poisoned in ((12, 4, False), (13, 5, True)):
-      _, state_a = _trajectory(ours, jn.apply_updates, steps, bad)
-      _, state_b = _trajectory(theirs, optax.apply_updates, steps, bad)
-      assert_same_state(state_a, state_b, SELECT_RTOL)
+      (_, state_a), (_, state_b) = wr.run_pair(
+          ours, theirs, _params(), _inputs(steps, bad), grads=_grads
+      )
+      wr.assert_same_state(state_a, state_b, wr.SELECT_RTOL)
       assert int(state_a.total_notfinite) == total
       mu = state_a.inner_state[0].mu["dense"]["w"]
       assert bool(jnp.isnan(mu).any()) == poisoned
