@@ -50,6 +50,13 @@ from jaxopt_notes.base import (
     stateless_with_tree_map,
     with_extra_args_support,
 )
+from jaxopt_notes.checkpoint import (
+    CheckpointMismatchError,
+    all_checkpoint_steps,
+    latest_checkpoint_step,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from jaxopt_notes.clipping import clip, clip_by_global_norm
 from jaxopt_notes.combine import chain, named_chain
 from jaxopt_notes.data import minibatches, steps_per_epoch
@@ -111,10 +118,13 @@ from jaxopt_notes.schedules import (
     warmup_cosine_decay_schedule,
     warmup_exponential_decay_schedule,
 )
+from jaxopt_notes import sharding
+from jaxopt_notes.sharding import bytes_per_device, shard_state, state_shardings, zero1_spec
 from jaxopt_notes.second_order import newton, scale_by_newton
 from jaxopt_notes.training import fit
 from jaxopt_notes.tree import (
     apply_updates,
+    placed_like,
     bias_correction,
     global_norm,
     safe_increment,
@@ -177,6 +187,12 @@ __all__ = [
     "step_decay",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
+    # checkpoints
+    "CheckpointMismatchError", "all_checkpoint_steps", "latest_checkpoint_step",
+    "restore_checkpoint", "save_checkpoint",
+    # many devices
+    "bytes_per_device", "placed_like", "shard_state", "sharding",
+    "state_shardings", "zero1_spec",
     # training helpers
     "GradientCheckError", "ReduceLROnPlateauState", "fit", "gradient_check",
     "minibatches", "newton", "reduce_on_plateau", "scale_by_newton",

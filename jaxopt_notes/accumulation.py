@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_notes import base
+from jaxopt_notes import combine
 from jaxopt_notes import tree as tree_lib
 from jaxopt_notes import validation
 from jaxopt_notes.wrappers import select_tree
@@ -183,6 +184,7 @@ class MultiSteps:
       validation.check_positive_int("every_k_schedule", every_k_schedule)
       k = int(every_k_schedule)
       self._every_k_schedule = lambda step: k
+    validation.check_bool("use_grad_mean", use_grad_mean)
     self._use_grad_mean = bool(use_grad_mean)
     if should_skip_update_fn is None:
       should_skip_update_fn = _never_skip
@@ -226,6 +228,11 @@ class MultiSteps:
       **extra_args: Any,
   ) -> tuple[base.Updates, MultiStepsState]:
     """Adds one minibatch gradient; returns the inner step or zeros."""
+    # The running mean would broadcast a wrongly shaped gradient silently.
+    if params is None:
+      combine.check_updates_match_params(updates, state.acc_grads, "state.acc_grads")
+    else:
+      combine.check_updates_match_params(updates, params)
     k_steps = self._every_k_schedule(state.gradient_step)
     skip, skip_state = self._should_skip_update_fn(updates, state.gradient_step, params)
     skip = jnp.asarray(skip)

@@ -80,6 +80,7 @@ def _adam_ratio(mu_hat, nu_hat, eps, eps_root):
 
 
 def _init_moments(params, mu_dtype, nu_dtype):
+  validation.check_float_params(params)
   return (
       tree_lib.tree_zeros_like(params, dtype=mu_dtype),
       tree_lib.tree_zeros_like(params, dtype=nu_dtype),
@@ -145,7 +146,9 @@ def scale_by_adam(
     )
     nu_hat = tree_lib.bias_correction(nu, b2, count) if bias_correction else nu
     updates = _adam_ratio(mu_hat, nu_hat, eps, eps_root)
-    mu = tree_lib.tree_cast(mu, mu_dtype)
+    # Both moments keep init's dtypes (mu_dtype/nu_dtype, else the params'),
+    # also when a strongly typed float32 b1/b2 (traced, injected) would promote.
+    mu = tree_lib.tree_cast_like(mu, state.mu)
     nu = tree_lib.tree_cast_like(nu, state.nu)
     return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
@@ -207,9 +210,9 @@ def scale_by_amsgrad(
     updates = _adam_ratio(mu_hat, nu_max, eps, eps_root)
     return updates, ScaleByAmsgradState(
         count=count,
-        mu=tree_lib.tree_cast(mu, mu_dtype),
-        nu=tree_lib.tree_cast(nu, nu_dtype),
-        nu_max=tree_lib.tree_cast(nu_max, nu_dtype),
+        mu=tree_lib.tree_cast_like(mu, state.mu),
+        nu=tree_lib.tree_cast_like(nu, state.nu),
+        nu_max=tree_lib.tree_cast_like(nu_max, state.nu_max),
     )
 
   return base.GradientTransformation(init_fn, update_fn)
@@ -248,7 +251,10 @@ def scale_by_adamax(
     nu = tree_lib.tree_update_infinity_moment(updates, state.nu, b2, eps)
     mu_hat = tree_lib.bias_correction(mu, b1, count)
     updates = jax.tree.map(lambda m, v: m / v, mu_hat, nu)
-    return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+    return updates, ScaleByAdamState(
+        count=count, mu=tree_lib.tree_cast_like(mu, state.mu),
+        nu=tree_lib.tree_cast_like(nu, state.nu),
+    )
 
   return base.GradientTransformation(init_fn, update_fn)
 
@@ -312,6 +318,9 @@ def scale_by_radam(
         lambda adaptive, plain: jnp.where(rho >= threshold, adaptive, plain),
         rectified(rho, mu_hat, nu_hat), mu_hat,
     )
-    return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+    return updates, ScaleByAdamState(
+        count=count, mu=tree_lib.tree_cast_like(mu, state.mu),
+        nu=tree_lib.tree_cast_like(nu, state.nu),
+    )
 
   return base.GradientTransformation(init_fn, update_fn)

@@ -80,6 +80,7 @@ def scale_by_rss(
   validation.check_flags(eps_in_sqrt=eps_in_sqrt)
 
   def init_fn(params):
+    validation.check_float_params(params)
     return ScaleByRssState(
         sum_of_squares=tree_lib.tree_full_like(params, initial_accumulator_value)
     )
@@ -94,7 +95,9 @@ def scale_by_rss(
     else:
       inv = jax.tree.map(_inverse_root(eps, False), sums)
     updates = jax.tree.map(lambda i, g: i * g, inv, updates)
-    return updates, ScaleByRssState(sum_of_squares=sums)
+    return updates, ScaleByRssState(
+        sum_of_squares=tree_lib.tree_cast_like(sums, state.sum_of_squares)
+    )
 
   return base.GradientTransformation(init_fn, update_fn)
 
@@ -142,6 +145,7 @@ def scale_by_rms(
   inv_root = _inverse_root(eps, eps_in_sqrt)
 
   def init_fn(params):
+    validation.check_float_params(params)
     nu = tree_lib.tree_full_like(params, initial_scale)
     if bias_correction:
       return ScaleByRmsWithCountState(count=jnp.zeros([], jnp.int32), nu=nu)
@@ -156,6 +160,9 @@ def scale_by_rms(
     else:
       nu_hat = nu
     updates = jax.tree.map(lambda n, g: inv_root(n) * g, nu_hat, updates)
+    # The stored dtype is init's: a strongly typed float32 `decay` (traced or
+    # injected) would otherwise promote a bfloat16 state between steps.
+    nu = tree_lib.tree_cast_like(nu, state.nu)
     if bias_correction:
       return updates, ScaleByRmsWithCountState(count=count, nu=nu)
     return updates, ScaleByRmsState(nu=nu)
@@ -207,6 +214,7 @@ def scale_by_stddev(
   inv_root = _inverse_root(eps, eps_in_sqrt)
 
   def init_fn(params):
+    validation.check_float_params(params)
     mu = tree_lib.tree_zeros_like(params)
     nu = tree_lib.tree_full_like(params, initial_scale)
     if bias_correction:
@@ -226,6 +234,7 @@ def scale_by_stddev(
     updates = jax.tree.map(
         lambda m, n, g: inv_root(n - tree_lib.abs_sq(m)) * g, mu_hat, nu_hat, updates
     )
+    mu, nu = tree_lib.tree_cast_like(mu, state.mu), tree_lib.tree_cast_like(nu, state.nu)
     if bias_correction:
       return updates, ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
     return updates, ScaleByRStdDevState(mu=mu, nu=nu)
@@ -265,6 +274,7 @@ def scale_by_adadelta(
   validation.check_non_negative("eps", eps)
 
   def init_fn(params):
+    validation.check_float_params(params)
     return ScaleByAdaDeltaState(
         e_g=tree_lib.tree_zeros_like(params), e_x=tree_lib.tree_zeros_like(params)
     )
@@ -277,6 +287,9 @@ def scale_by_adadelta(
         updates, e_g, state.e_x,
     )
     e_x = tree_lib.tree_update_moment(updates, state.e_x, rho, 2)
-    return updates, ScaleByAdaDeltaState(e_g=e_g, e_x=e_x)
+    return updates, ScaleByAdaDeltaState(
+        e_g=tree_lib.tree_cast_like(e_g, state.e_g),
+        e_x=tree_lib.tree_cast_like(e_x, state.e_x),
+    )
 
   return base.GradientTransformation(init_fn, update_fn)

@@ -136,7 +136,7 @@ def with_extra_args_support(
     tx: GradientTransformation,
 ) -> GradientTransformationExtraArgs:
   """Wraps ``tx`` so that its ``update`` tolerates extra keyword arguments."""
-  tx = as_transform(tx)
+  tx = as_transform(tx, "tx")
   if _accepts_extra_args(tx):
     return GradientTransformationExtraArgs(tx.init, tx.update)
 

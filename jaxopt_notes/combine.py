@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 
 import jax
+import numpy as np
 
 from jaxopt_notes import base
 from jaxopt_notes import lookahead_wrapper as lookahead_lib
@@ -13,8 +14,12 @@ from jaxopt_notes import tree as tree_lib
 __all__ = ["chain", "named_chain"]
 
 
-def _check_updates_match_params(updates, params) -> None:
-  """Raises a clear error when gradients and params disagree in structure.
+def _shape(x) -> tuple[int, ...]:
+  return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def check_updates_match_params(updates, params, name: str = "params") -> None:
+  """Raises a clear error when gradients and params disagree in structure or shape.
 
   Transforms that ignore ``params`` would otherwise accept any tree and the
   mismatch would surface only in ``apply_updates``. A chain that contains
@@ -27,10 +32,22 @@ def _check_updates_match_params(updates, params) -> None:
     params = params.fast
   if jax.tree.structure(updates) != jax.tree.structure(params):
     raise ValueError(
-        "`updates` does not have the pytree structure of `params` "
+        f"`updates` does not have the pytree structure of `{name}` "
         f"({tree_lib.describe_difference(params, updates)}). Gradients must be "
         "shaped like the params they update."
     )
+  # Same structure, other shapes would broadcast silently: a (1,) gradient
+  # would move every entry of a (3,) param by the same step.
+  shapes = [_shape(x) for x in jax.tree.leaves(updates)]
+  if shapes != [_shape(x) for x in jax.tree.leaves(params)]:
+    for (path, u), p in zip(jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(params)):
+      if _shape(u) != _shape(p):
+        where = jax.tree_util.keystr(path)
+        raise ValueError(
+            f"`updates{where}` has shape {_shape(u)} but `{name}{where}` has "
+            f"shape {_shape(p)}. Gradients must be shaped like the params they "
+            "update."
+        )
 
 
 def chain(*transforms: base.GradientTransformation) -> base.GradientTransformationExtraArgs:
@@ -63,7 +80,7 @@ def chain(*transforms: base.GradientTransformation) -> base.GradientTransformati
           f"{len(state) if isinstance(state, tuple) else 'no'} entries: pass "
           "the state returned by this chain's `init`."
       )
-    _check_updates_match_params(updates, params)
+    check_updates_match_params(updates, params)
     new_state = []
     for s, tx in zip(state, txs):
       updates, s = tx.update(updates, s, params, **extra_args)
@@ -103,7 +120,7 @@ def named_chain(
     return collections.OrderedDict((name, tx.init(params)) for name, tx in pairs)
 
   def update_fn(updates, state, params=None, **extra_args):
-    _check_updates_match_params(updates, params)
+    check_updates_match_params(updates, params)
     missing = [name for name in names if name not in state]
     if missing:
       raise ValueError(f"named_chain state lacks entries {missing}; pass the state from its `init`.")

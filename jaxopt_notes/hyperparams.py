@@ -112,6 +112,12 @@ def _cast_float(value: Any, dtype: Any) -> Any:
   return value
 
 
+def _keep_dtype(new: Any, old: Any) -> Any:
+  if hasattr(new, "astype") and hasattr(old, "dtype"):
+    return new.astype(old.dtype)
+  return new
+
+
 def _highest_dtype(tree: Any) -> Any:
   """The dtype every leaf of ``tree`` promotes to without loss (float32 if empty)."""
   dtypes = [jnp.asarray(x).dtype for x in jax.tree.leaves(tree)]
@@ -190,8 +196,13 @@ def inject_hyperparams(
   numbers as ``optax.inject_hyperparams`` in optax 0.2.8 (reference: optax
   documentation, "Optimizer schedules"). Differences: a bad
   ``inner_factory``/``static_args``/``hyperparam_dtype`` raises at wrapping
-  time naming the argument, and factories with positional-only or ``**kwargs``
-  parameters are supported (their ``**kwargs`` entries are injected by name).
+  time naming the argument, and so does a bad injected value (the inner
+  optimizer is built once at construction); dtypes (``mu_dtype=jnp.bfloat16``)
+  are static, not schedules; the inner state keeps the dtypes ``init`` gave it
+  (optax's promotes bfloat16 moments to float32 after the first step when the
+  params mix bfloat16 with float32, a carry whose type changes); and
+  factories with positional-only or ``**kwargs`` parameters are supported
+  (their ``**kwargs`` entries are injected by name).
 
   Args:
     inner_factory: a function returning a ``GradientTransformation`` (e.g.
@@ -242,6 +253,8 @@ def inject_hyperparams(
           or kinds.get(name) is inspect.Parameter.VAR_POSITIONAL
       ):
         static[name] = value
+      elif isinstance(value, (type, np.dtype)):
+        static[name] = value  # a dtype such as jnp.bfloat16 is callable too
       elif _is_stateful_schedule(value):
         schedules[name] = value
       elif callable(value):
@@ -265,6 +278,10 @@ def inject_hyperparams(
           inner_factory(*call_args, **call_kwargs), "inner_factory(...)"
       )
       return base.with_extra_args_support(inner)
+
+    # Built once now, so that a bad value raises here, naming the argument,
+    # rather than at the first `init`.
+    make_inner({**numeric, **{n: s(s.init()) for n, s in schedules.items()}})
 
     def init_fn(params):
       dtype = _highest_dtype(params) if hyperparam_dtype is None else hyperparam_dtype
@@ -293,6 +310,12 @@ def inject_hyperparams(
       }
       updates, inner_state = make_inner(hparams).update(
           updates, state.inner_state, params, **extra_args
+      )
+      # Float32 hyper-parameters would promote a bfloat16 inner state (optax's
+      # does); keeping init's dtypes keeps the state a fixed type (scan, jit
+      # carries, checkpoints).
+      inner_state = tree_lib.tree_map_checked(
+          _keep_dtype, inner_state, state.inner_state, names=("new state", "state")
       )
       return updates, InjectStatefulHyperparamsState(
           count=tree_lib.safe_increment(state.count),

@@ -28,8 +28,12 @@ class LookaheadParams(NamedTuple):
 
   @classmethod
   def init_synced(cls, params: base.Params) -> "LookaheadParams":
-    """Both copies start equal to ``params``."""
-    return cls(fast=params, slow=params)
+    """Both copies start equal to ``params``.
+
+    ``slow`` is a copy, not the same buffers: a jitted step that donates its
+    params would otherwise donate one buffer twice (optax shares them).
+    """
+    return cls(fast=params, slow=jax.tree.map(jnp.copy, params))
 
 
 def lookahead(

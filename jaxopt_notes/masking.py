@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple, Union
 
 import jax
+import numpy as np
 
 from jaxopt_notes import base
 from jaxopt_notes import tree as tree_lib
@@ -32,6 +33,40 @@ def _is_callable_mask(mask: Mask) -> bool:
   return bool(flags) and all(flags)
 
 
+def check_mask_leaves(mask_tree: Any) -> None:
+  """Every mask leaf is a concrete bool; the error names the first that is not."""
+  for path, m in jax.tree_util.tree_leaves_with_path(mask_tree):
+    if isinstance(m, (bool, np.bool_)):
+      continue
+    where = jax.tree_util.keystr(path)
+    if isinstance(m, jax.core.Tracer):
+      raise TypeError(
+          f"mask{where} is a traced value; a mask selects which transform runs "
+          "on each leaf, so it must be made of Python bools known before jit"
+      )
+    if getattr(m, "dtype", None) == np.bool_ and np.ndim(m) == 0:
+      continue
+    raise TypeError(
+        f"mask{where} must be True or False (one flag per params leaf or "
+        f"subtree); got {type(m).__name__}: {m!r:.60}"
+    )
+
+
+def _mask_mismatch(mask_tree: Any, tree: Any, name: str) -> str:
+  """Where ``mask_tree`` fails to be a prefix of ``tree`` (for the error)."""
+  stop = lambda x: x is None or isinstance(x, MaskedNode)
+  mask_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(mask_tree)[0]]
+  tree_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(tree, is_leaf=stop)[0]]
+  covers = lambda mp, tp: tuple(tp[: len(mp)]) == tuple(mp)
+  for mp in mask_paths:
+    if not any(covers(mp, tp) for tp in tree_paths):
+      return f"mask{jax.tree_util.keystr(mp)} has no counterpart in `{name}`"
+  for tp in tree_paths:
+    if not any(covers(mp, tp) for mp in mask_paths):
+      return f"`{name}{jax.tree_util.keystr(tp)}` has no entry in the mask"
+  return tree_lib.describe_difference(mask_tree, tree)
+
+
 def masked(
     inner: base.GradientTransformation,
     mask: Mask,
@@ -43,7 +78,10 @@ def masked(
   The standard use is weight decay that skips biases and norms
   (``add_decayed_weights(1e-4, mask=...)``; note 003's norm penalty
   ``alpha/2 ||W||^2`` on weights only). State is kept only for the masked-in
-  leaves. Same state layout and numbers as ``optax.masked``.
+  leaves. Same state layout and numbers as ``optax.masked``. Unlike optax,
+  a mask leaf that is not a bool raises ``TypeError`` (``"yes"`` or an array
+  would silently count as ``True``), and a mask that does not fit the params
+  raises ``ValueError`` naming the first unmatched path.
 
   Args:
     inner: the transform to apply.
@@ -52,15 +90,25 @@ def masked(
   """
   inner = base.with_extra_args_support(base.as_transform(inner, "inner"))
   is_fn = _is_callable_mask(mask)
+  if not is_fn:
+    check_mask_leaves(mask)
 
   def mask_tree_for(tree):
-    return mask(tree) if is_fn else mask
+    if not is_fn:
+      return mask
+    mask_tree = mask(tree)
+    check_mask_leaves(mask_tree)
+    return mask_tree
 
   def keep(tree, mask_tree, name):
-    return tree_lib.tree_map_checked(
-        lambda m, x: x if m else MaskedNode(), mask_tree, tree,
-        names=("mask", name),
-    )
+    try:
+      return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask_tree, tree)
+    except (ValueError, TypeError) as err:
+      raise ValueError(
+          f"the mask does not fit `{name}`: {_mask_mismatch(mask_tree, tree, name)}. "
+          "A mask has the structure of the params (or a prefix of it) with a "
+          "bool at each leaf."
+      ) from err
 
   def init_fn(params):
     mask_tree = mask_tree_for(params)

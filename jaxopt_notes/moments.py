@@ -57,6 +57,7 @@ def ema(
   accumulator_dtype = validation.check_dtype("accumulator_dtype", accumulator_dtype)
 
   def init_fn(params):
+    validation.check_float_params(params)
     return EmaState(
         count=jnp.zeros([], jnp.int32),
         ema=tree_lib.tree_zeros_like(params, dtype=accumulator_dtype),
@@ -67,7 +68,9 @@ def ema(
     new_ema = tree_lib.tree_update_moment(updates, state.ema, decay, 1)
     count = tree_lib.safe_increment(state.count)
     out = bias_correction(new_ema, decay, count) if debias else new_ema
-    return out, EmaState(count=count, ema=tree_lib.tree_cast(new_ema, accumulator_dtype))
+    # Cast back to the stored dtype: a strongly typed float32 `decay` (traced,
+    # or injected) would otherwise promote a bfloat16 state between steps.
+    return out, EmaState(count=count, ema=tree_lib.tree_cast_like(new_ema, state.ema))
 
   return base.GradientTransformation(init_fn, update_fn)
 
@@ -114,6 +117,7 @@ def trace(
   scale_in = (1 - decay) if average else 1
 
   def init_fn(params):
+    validation.check_float_params(params)
     return TraceState(trace=tree_lib.tree_zeros_like(params, dtype=accumulator_dtype))
 
   def step(g, t):
@@ -126,6 +130,6 @@ def trace(
         updates, state.trace, is_leaf=lambda x: x is None,
     )
     out = jax.tree.map(step, updates, new_trace) if nesterov else new_trace
-    return out, TraceState(trace=tree_lib.tree_cast(new_trace, accumulator_dtype))
+    return out, TraceState(trace=tree_lib.tree_cast_like(new_trace, state.trace))
 
   return base.GradientTransformation(init_fn, update_fn)

@@ -67,6 +67,9 @@ def sgd(
     accumulator_dtype: dtype of the momentum buffer.
     average_momentum: the EMA form of momentum (default ``False``).
   """
+  # Checked even without momentum, where they would be silently ignored.
+  validation.check_flags(nesterov=nesterov, average_momentum=average_momentum)
+  validation.check_dtype("accumulator_dtype", accumulator_dtype)
   if momentum is None:
     direction = base.identity()
   else:
@@ -147,6 +150,7 @@ def rmsprop(
   (:func:`scale_by_stddev`); ``momentum`` adds a :func:`trace` after the
   learning rate, as optax does. Same as ``optax.rmsprop``.
   """
+  validation.check_flags(centered=centered, nesterov=nesterov)
   if momentum is not None:
     validation.check_unit_interval("momentum", momentum)
   scaler = adaptive.scale_by_stddev if centered else adaptive.scale_by_rms

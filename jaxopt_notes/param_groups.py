@@ -17,6 +17,7 @@ import jax
 
 from jaxopt_notes import base
 from jaxopt_notes import masking
+from jaxopt_notes import validation
 from jaxopt_notes.base import set_to_zero
 
 __all__ = [
@@ -105,6 +106,7 @@ def partition(
   Raises:
     ValueError: naming the labels that have no transform.
   """
+  validation.check_flags(mask_compatible_extra_args=mask_compatible_extra_args)
   if not isinstance(transforms, Mapping):
     raise TypeError(
         f"`transforms` must be a mapping label -> transform; got "
@@ -189,5 +191,6 @@ def selective_transform(
     optimizer: the transform for the trained leaves.
     freeze_mask: ``True`` where a leaf is frozen (a bool or a pytree of them).
   """
+  masking.check_mask_leaves(freeze_mask)
   labels = jax.tree.map(lambda frozen: "freeze" if frozen else "train", freeze_mask)
   return partition({"train": optimizer, "freeze": set_to_zero()}, labels)

@@ -28,6 +28,12 @@ __all__ = [
 ]
 
 
+def _checked_empty_init(params) -> base.EmptyState:
+  # A learning-rate step on an integer leaf truncates (see check_float_params).
+  validation.check_float_params(params)
+  return base.EmptyState()
+
+
 def scale(step_size: jax.typing.ArrayLike) -> base.GradientTransformation:
   r"""Multiplies every update by a constant: :math:`u = s\, g`.
 
@@ -44,7 +50,7 @@ def scale(step_size: jax.typing.ArrayLike) -> base.GradientTransformation:
     del params
     return jax.tree.map(lambda g: step_size * g, updates), state
 
-  return base.GradientTransformation(base.init_empty_state, update_fn)
+  return base.GradientTransformation(_checked_empty_init, update_fn)
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -66,7 +72,7 @@ def scale_by_schedule(step_size_fn: base.Schedule) -> base.GradientTransformatio
   validation.check_callable("step_size_fn", step_size_fn)
 
   def init_fn(params):
-    del params
+    validation.check_float_params(params)
     return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
@@ -93,6 +99,7 @@ def scale_by_learning_rate(
     learning_rate: ``eta`` as a float or a schedule, or ``None``.
     flip_sign: negate, so that ``apply_updates`` descends (default ``True``).
   """
+  validation.check_flags(flip_sign=flip_sign)
   if learning_rate is None:
     return base.identity()
   validation.check_learning_rate(learning_rate)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.shard_alike import shard_alike as _shard_alike
 
 __all__ = [
     "abs_sq",
@@ -30,6 +31,7 @@ __all__ = [
     "check_params_tree",
     "describe_difference",
     "global_norm",
+    "placed_like",
     "safe_increment",
     "safe_int32_increment",
     "tree_bias_correction",
@@ -153,24 +155,60 @@ def abs_sq(x: jax.typing.ArrayLike) -> jax.Array:
   return (x.conj() * x).real
 
 
+def placed_like(x: Any, value: jax.Array) -> jax.Array:
+  """``value`` (shaped like ``x``) given the sharding of ``x``, also under ``jit``.
+
+  Eagerly, ``jnp.zeros_like`` and friends already copy a committed array's
+  sharding. Under ``jit`` on a mesh with auto axes (``jax.sharding.Mesh``'s
+  default) a tracer carries no sharding, and a constant such as ``zeros``
+  depends on no input, so XLA leaves it unsharded: with params split over
+  such a mesh, ``jax.jit(optax.adam(lr).init)`` puts every moment whole on
+  one device. ``shard_alike`` ties the two values into one sharding group,
+  which XLA's propagation resolves to the params' sharding. It is a sharding
+  annotation only: no arithmetic on ``x``, so NaN or Inf params give exact
+  zeros (unlike ``0 * x``), and it compiles to nothing. On a mesh with
+  explicit axes (``jax.make_mesh``'s default) the sharding is part of the
+  tracer's type and ``value`` is resharded to it.
+  """
+  if not isinstance(x, jax.core.Tracer) or jax.sharding.get_abstract_mesh().manual_axes:
+    # Eager arrays need nothing here. Inside a partially manual shard_map
+    # the sharding group fails to compile (jax 0.10), and there the values
+    # are per-device blocks anyway.
+    return value
+  sharding = jax.typeof(x).sharding
+  if not sharding.mesh.empty and sharding.mesh.explicit_axes:
+    value = jax.sharding.reshard(value, sharding)
+  _, value = _shard_alike(x, value)
+  return value
+
+
 def tree_zeros_like(tree: Any, dtype: Optional[Any] = None) -> Any:
-  """Zeros shaped like every leaf of ``tree`` (``dtype`` overrides)."""
-  check_params_tree(tree)
-  return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
+  """Zeros shaped like every leaf of ``tree`` (``dtype`` overrides).
+
+  Each leaf keeps the sharding of its ``tree`` leaf, eagerly and under
+  ``jit`` (see :func:`placed_like`), so optimizer moments are split over a
+  mesh exactly like the params they track (``optax.tree.zeros_like`` loses
+  it under ``jit`` on an auto-axes mesh).
+  """
+  return tree_full_like(tree, 0, dtype)
 
 
 def tree_ones_like(tree: Any, dtype: Optional[Any] = None) -> Any:
-  """Ones shaped like every leaf of ``tree`` (``dtype`` overrides)."""
-  check_params_tree(tree)
-  return jax.tree.map(lambda x: jnp.ones_like(x, dtype=dtype), tree)
+  """Ones shaped like every leaf of ``tree`` (``dtype`` overrides), placed alike."""
+  return tree_full_like(tree, 1, dtype)
 
 
 def tree_full_like(
     tree: Any, fill_value: jax.typing.ArrayLike, dtype: Optional[Any] = None
 ) -> Any:
-  """``fill_value`` shaped like every leaf of ``tree``."""
+  """``fill_value`` shaped and sharded like every leaf of ``tree``.
+
+  The sharding follows each leaf under ``jit`` too (see :func:`placed_like`).
+  """
   check_params_tree(tree)
-  return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
+  return jax.tree.map(
+      lambda x: placed_like(x, jnp.full_like(x, fill_value, dtype=dtype)), tree
+  )
 
 
 def tree_cast(tree: Any, dtype: Optional[Any]) -> Any:

@@ -20,6 +20,7 @@ __all__ = [
     "check_callable",
     "check_finite",
     "check_flags",
+    "check_float_params",
     "check_dtype",
     "check_learning_rate",
     "check_non_negative",
@@ -132,3 +133,34 @@ def check_dtype(name: str, value: Any) -> Any:
     return jax.dtypes.canonicalize_dtype(np.dtype(value))
   except TypeError as err:
     raise TypeError(f"`{name}` must be a dtype (e.g. jnp.bfloat16) or None; got {value!r}") from err
+
+
+def check_float_params(params: Any, name: str = "params") -> None:
+  """Every array leaf of ``params`` has a floating or complex dtype.
+
+  An integer or boolean parameter cannot take a fractional step: optax
+  accepts one, and ``apply_updates`` then truncates ``1 - 0.1`` to ``0``
+  while its moments silently turn into floats. Run by every transform that
+  keeps per-parameter state or scales per parameter, at ``init``, so frozen
+  integer leaves kept out with ``masked``/``partition`` are still allowed.
+
+  Raises:
+    TypeError: naming the path and dtype of the first such leaf.
+  """
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    if isinstance(leaf, (str, bytes)):
+      continue  # not an array at all: check_params_tree's error is clearer
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None:
+      try:
+        dtype = np.result_type(leaf)
+      except TypeError:
+        continue
+    if not jax.dtypes.issubdtype(dtype, np.inexact):
+      where = jax.tree_util.keystr(path)
+      raise TypeError(
+          f"optimizers need floating (or complex) params; {name}{where} has "
+          f"dtype {dtype}. Cast it (e.g. to float32), or keep it out of the "
+          "optimizer with masked(..., mask) / partition({..., 'frozen': "
+          "set_to_zero()}, labels)."
+      )

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_notes import base
+from jaxopt_notes import combine
 from jaxopt_notes import tree as tree_lib
 from jaxopt_notes import validation
 
@@ -174,9 +175,13 @@ def flatten(inner: base.GradientTransformation) -> base.GradientTransformationEx
   inner = base.with_extra_args_support(base.as_transform(inner, "inner"))
 
   def init_fn(params):
+    # The concatenation would promote an integer leaf to float and hide it.
+    validation.check_float_params(params)
     return inner.init(_concat_leaves(params))
 
   def update_fn(updates, state, params=None, **extra_args):
+    # Once concatenated, a mismatch could only be reported as vector lengths.
+    combine.check_updates_match_params(updates, params)
     flat_params = None if params is None else _concat_leaves(params)
     flat_updates, state = inner.update(
         _concat_leaves(updates), state, flat_params, **extra_args

@@ -93,12 +93,20 @@ class InjectEqualsOptaxTest(chex.TestCase):
         )
         state_a, state_b = ours.init(params), theirs.init(params)
         wr.assert_same_state(state_a, state_b)
+        init_dtypes = jax.tree.map(lambda x: x.dtype, state_a)
         grads = jax.tree.map(jnp.ones_like, params)
         update_a, update_b = jax.jit(ours.update), jax.jit(theirs.update)
-        for _ in range(3):
+        upd_a, state_a = update_a(grads, state_a, params)
+        upd_b, state_b = update_b(grads, state_b, params)
+        wr.assert_same_state(upd_a, upd_b)
+        for _ in range(2):
           upd_a, state_a = update_a(grads, state_a, params)
           upd_b, state_b = update_b(grads, state_b, params)
-        wr.assert_same_state((upd_a, state_a), (upd_b, state_b))
+        # Deliberate difference: the state keeps init's dtypes. optax promotes
+        # bfloat16 moments to float32 once float32 hyper-parameters meet them,
+        # which also breaks a lax.scan carry; later updates differ by bf16 rounding.
+        assert jax.tree.map(lambda x: x.dtype, state_a) == init_dtypes
+        chex.assert_trees_all_close(upd_a, upd_b, rtol=2e-3)
 
   def test_static_callable_argument(self):
     def clipped_sgd(learning_rate, transform):

@@ -1,8 +1,10 @@
 """lookahead around sgd and adam: 100-step trajectories (fast and slow
 weights) equal to optax's; LookaheadParams.init_synced."""
 
+import functools
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -77,13 +79,39 @@ class TestLookaheadParams:
 
   @pytest.mark.parametrize("lib", [jn, optax], ids=["ours", "optax"])
   def test_init_synced(self, lib):
-    """init_synced puts the same params in fast and slow, fields in optax's order."""
+    """init_synced puts equal params in fast and slow, fields in optax's order."""
     params = tj.make_params(0)
     ours = jn.LookaheadParams.init_synced(params)
     ref = lib.LookaheadParams.init_synced(params)
     assert ours._fields == optax.LookaheadParams._fields == ("fast", "slow")
-    assert ours.fast is params and ours.slow is params
+    assert ours.fast is params
+    # Deliberately not optax's shared buffers: see test_donated_step_after_init_synced.
+    assert not any(s is f for s, f in zip(jax.tree.leaves(ours.slow), jax.tree.leaves(params)))
     tj.assert_states_close(ours, ref)
+
+  def test_donated_step_after_init_synced(self):
+    """A jitted step donating LookaheadParams from init_synced runs (no buffer donated twice)."""
+    params = {"w": jnp.arange(4.0), "b": jnp.ones(())}
+    tx = jn.lookahead(jn.sgd(0.1), sync_period=2, slow_step_size=0.5)
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(lp, state):
+      updates, state = tx.update(jax.tree.map(jnp.ones_like, lp.fast), state, lp)
+      return jn.apply_updates(lp, updates), state
+
+    # fast is the very buffers passed in, so give it its own copy to donate.
+    lp = jn.LookaheadParams.init_synced(jax.tree.map(jnp.copy, params))
+    state = tx.init(lp)
+    for _ in range(4):
+      lp, state = step(lp, state)
+    # Reference: optax's lookahead, stepped without donation.
+    ref_tx = optax.lookahead(optax.sgd(0.1), sync_period=2, slow_step_size=0.5)
+    ref = optax.LookaheadParams.init_synced(params)
+    ref_state = ref_tx.init(ref)
+    for _ in range(4):
+      updates, ref_state = ref_tx.update(jax.tree.map(jnp.ones_like, ref.fast), ref_state, ref)
+      ref = optax.apply_updates(ref, updates)
+    chex.assert_trees_all_close(tuple(lp), tuple(ref), rtol=1e-6)
 
   def test_state_fields_match_optax(self):
     """LookaheadState has optax's fields, in order."""

@@ -1,0 +1,725 @@
+"""Reliability: bad arguments, bad trees, odd dtypes, saturation, NaN and zero gradients.
+
+* every argument of every public transform factory is swept with bad values,
+  each must raise at construction naming the argument (and traced values of
+  the numeric ones must still work);
+* mismatched updates/params/state trees raise one error naming the path;
+* integer/bool params are rejected at init, naming the path;
+* bf16/fp16 params keep their dtype, the state keeps init's dtypes, and the
+  ``*_dtype`` arguments are honoured; complex params equal optax;
+* step counters saturate at the int32 maximum;
+* NaN/Inf gradients behave as documented (and as optax), ``apply_if_finite``
+  leaves the state untouched; zero gradients never divide 0 by 0.
+"""
+
+import inspect
+import math
+import re
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxopt_notes as jn
+
+try:
+  from tests import _zoo
+except ImportError:
+  import _zoo
+
+INT32_MAX = int(np.iinfo(np.int32).max)
+NAN, INF = float("nan"), float("inf")
+
+
+def _params(dtype=jnp.float32):
+  return {
+      "w": jnp.linspace(-1.0, 1.0, 6, dtype=dtype).reshape(2, 3),
+      "b": jnp.array([0.5, -0.25, 1.0], dtype),
+  }
+
+
+def _grads(seed=0, dtype=jnp.float32):
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda p: jnp.asarray(rng.standard_normal(p.shape), dtype), _params())
+
+
+# --- 1. every factory argument, swept with bad values --------------------------
+
+# (bad value, error, text the message must contain besides the argument name)
+UNIT = [(1.0, ValueError, "[0, 1)"), (-0.1, ValueError, "[0, 1)"), (NAN, ValueError, "[0, 1)"),
+        ("0.9", TypeError, "number")]
+NONNEG = [(-1.0, ValueError, ">= 0"), (NAN, ValueError, ">= 0"), (INF, ValueError, ">= 0"),
+          ("1e-8", TypeError, "number")]
+POSITIVE = [(0.0, ValueError, "> 0"), (-1.0, ValueError, "> 0"), (NAN, ValueError, "> 0")]
+LR = [(NAN, ValueError, "finite"), (INF, ValueError, "finite"), (-INF, ValueError, "finite"),
+      ("0.1", TypeError, "number"), (jnp.ones(2), TypeError, "scalar")]
+POSINT = [(0, ValueError, ">= 1"), (-2, ValueError, ">= 1"), (2.5, ValueError, "integer")]
+FLAG = [("yes", TypeError, "True or False"), (None, TypeError, "True or False")]
+DTYPE = [("notadtype", TypeError, "dtype")]
+TX = [("adam", TypeError, "GradientTransformation"), (jn.adam, TypeError, "GradientTransformation")]
+CALLABLE = [(0.1, TypeError, "callable")]
+MASK = [({"w": "yes", "b": False}, TypeError, "True or False"),
+        ({"w": jnp.array([True, False]), "b": True}, TypeError, "True or False")]
+
+
+def _named(arg, cases, name=None):
+  """``cases`` with the message expected to name ``name`` (default ``arg``)."""
+  return [(arg, value, error, hint, name or arg) for value, error, hint in cases]
+
+
+ADAM_ARGS = {"b1": UNIT, "b2": UNIT, "eps": NONNEG, "eps_root": NONNEG, "mu_dtype": DTYPE,
+             "nu_dtype": DTYPE}
+
+
+def _sweep(**bad):
+  return [case for arg, cases in bad.items() for case in _named(arg, cases)]
+
+
+# name -> (factory, valid kwargs, [(arg, bad value, error, hint, named)])
+# shard_state's arguments need a mesh; one device is enough to check them.
+_ONE_DEVICE_MESH = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+
+FACTORIES = {
+    "stateless": (jn.stateless, {"f": lambda u, p: u}, _sweep(f=CALLABLE)),
+    "stateless_with_tree_map": (jn.stateless_with_tree_map, {"f": lambda u, p: u}, _sweep(f=CALLABLE)),
+    "with_extra_args_support": (jn.with_extra_args_support, {"tx": jn.sgd(0.1)}, _sweep(tx=TX)),
+    "chain": (lambda transforms: jn.chain(*transforms), {"transforms": [jn.sgd(0.1)]},
+              _named("transforms", [(["adam"], TypeError, "GradientTransformation")], "transforms[0]")),
+    "named_chain": (lambda named: jn.named_chain(*named), {"named": [("opt", jn.sgd(0.1))]},
+                    _named("named", [([("opt", "adam")], TypeError, "GradientTransformation")], "`opt`")
+                    + _named("named", [(["opt"], TypeError, "(name, transform) pairs")], "argument 0")
+                    + _named("named", [([("a", jn.sgd(0.1)), ("a", jn.sgd(0.1))], ValueError, "unique")],
+                             "'a'")),
+    "masked": (jn.masked, {"inner": jn.adam(0.1), "mask": {"w": True, "b": False}},
+               _sweep(inner=TX) + _named("mask", MASK, "mask['w']")),
+    "add_decayed_weights": (jn.add_decayed_weights, {"weight_decay": 1e-2},
+                            _sweep(weight_decay=NONNEG) + _named("mask", MASK, "mask['w']")),
+    "clip": (jn.clip, {"max_delta": 1.0}, _sweep(max_delta=NONNEG)),
+    "clip_by_global_norm": (jn.clip_by_global_norm, {"max_norm": 1.0}, _sweep(max_norm=POSITIVE)),
+    "ema": (jn.ema, {"decay": 0.9}, _sweep(decay=UNIT, debias=FLAG, accumulator_dtype=DTYPE)),
+    "trace": (jn.trace, {"decay": 0.9},
+              _sweep(decay=UNIT, nesterov=FLAG, accumulator_dtype=DTYPE, average=FLAG)),
+    "scale": (jn.scale, {"step_size": 0.1},
+              _sweep(step_size=LR) + _named("step_size", [(_zoo.lr_schedule, TypeError, "scale_by_schedule")])),
+    "scale_by_learning_rate": (jn.scale_by_learning_rate, {"learning_rate": 0.1},
+                               _sweep(learning_rate=LR, flip_sign=FLAG)),
+    "scale_by_schedule": (jn.scale_by_schedule, {"step_size_fn": _zoo.lr_schedule},
+                          _sweep(step_size_fn=CALLABLE)),
+    "scale_by_rss": (jn.scale_by_rss, {},
+                     _sweep(initial_accumulator_value=NONNEG, eps=NONNEG, eps_in_sqrt=FLAG)),
+    "scale_by_rms": (jn.scale_by_rms, {}, _sweep(decay=UNIT, eps=NONNEG, initial_scale=NONNEG,
+                                                 eps_in_sqrt=FLAG, bias_correction=FLAG)),
+    "scale_by_stddev": (jn.scale_by_stddev, {}, _sweep(decay=UNIT, eps=NONNEG, initial_scale=NONNEG,
+                                                       eps_in_sqrt=FLAG, bias_correction=FLAG)),
+    "scale_by_adadelta": (jn.scale_by_adadelta, {}, _sweep(rho=UNIT, eps=NONNEG)),
+    "scale_by_adam": (jn.scale_by_adam, {},
+                      _sweep(**ADAM_ARGS, nesterov=FLAG, bias_correction=FLAG)),
+    "scale_by_amsgrad": (jn.scale_by_amsgrad, {},
+                         _sweep(**ADAM_ARGS, bias_correction_mu=FLAG, bias_correction_nu=FLAG)),
+    "scale_by_adamax": (jn.scale_by_adamax, {}, _sweep(b1=UNIT, b2=UNIT, eps=NONNEG)),
+    "scale_by_radam": (jn.scale_by_radam, {},
+                       _sweep(b1=UNIT, b2=UNIT, eps=NONNEG, eps_root=NONNEG, nesterov=FLAG)
+                       + _named("threshold", [(NAN, ValueError, "finite"), ("5", TypeError, "number")])),
+    "lookahead": (jn.lookahead, {"fast_optimizer": jn.sgd(0.1), "sync_period": 2, "slow_step_size": 0.5},
+                  _sweep(fast_optimizer=TX, sync_period=POSINT, reset_state=FLAG)
+                  + _named("slow_step_size", [(1.5, ValueError, "[0, 1]"), (-0.1, ValueError, "[0, 1]"),
+                                              (NAN, ValueError, "[0, 1]")])),
+    "MultiSteps": (jn.MultiSteps, {"opt": jn.sgd(0.1), "every_k_schedule": 2},
+                   _sweep(opt=TX, use_grad_mean=FLAG, accumulator_dtype=DTYPE)
+                   + _named("every_k_schedule", POSINT[:2] + [(2.5, TypeError, "integer"),
+                                                              ("2", TypeError, "integer")])
+                   + _named("should_skip_update_fn", [("no", TypeError, "callable")])),
+    "apply_if_finite": (jn.apply_if_finite, {"inner": jn.sgd(0.1), "max_consecutive_errors": 2},
+                        _sweep(inner=TX) + _named("max_consecutive_errors", [
+                            (-1, ValueError, ">= 0"), (1.5, TypeError, "integer"),
+                            (True, TypeError, "integer")])),
+    "flatten": (jn.flatten, {"inner": jn.adam(0.1)}, _sweep(inner=TX)),
+    "partition": (jn.partition, {"transforms": {"a": jn.sgd(0.1)}, "param_labels": {"w": "a", "b": "a"}},
+                  _sweep(mask_compatible_extra_args=FLAG)
+                  + _named("transforms", [(["adam"], TypeError, "mapping"),
+                                          ({"a": "adam"}, TypeError, "GradientTransformation")])
+                  + _named("param_labels", [({"w": "a", "b": "z"}, ValueError, "no transform")], "'z'")),
+    "freeze": (jn.freeze, {"mask": {"w": True, "b": False}}, _named("mask", MASK, "mask['w']")),
+    "selective_transform": (jn.selective_transform,
+                            {"optimizer": jn.adam(0.1), "freeze_mask": {"w": True, "b": False}},
+                            _named("optimizer", TX[:1], "transforms['train']")
+                            + _named("freeze_mask", MASK, "mask['w']")),
+    "inject_hyperparams": (jn.inject_hyperparams, {"inner_factory": jn.adam},
+                           _sweep(inner_factory=CALLABLE, hyperparam_dtype=DTYPE)
+                           + _named("static_args", [(3, TypeError, "names"),
+                                                    ("nonexistent", ValueError, "not parameters")])),
+    # The factory inject_hyperparams returns checks the injected values too.
+    "inject_hyperparams(adam)": (jn.inject_hyperparams(jn.adam), {"learning_rate": 0.1},
+                                 _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, eps=NONNEG)),
+    "reduce_on_plateau": (jn.reduce_on_plateau, {},
+                          _sweep(patience=POSINT, accumulation_size=POSINT, min_scale=NONNEG)
+                          + _named("factor", [(1.0, ValueError, "(0, 1)"), (0.0, ValueError, "(0, 1)"),
+                                              (NAN, ValueError, "(0, 1)")])
+                          + _named("rtol", [(-0.1, ValueError, ">= 0"), (2.0, ValueError, "<= 1")])
+                          + _named("atol", NONNEG[:2])
+                          + _named("cooldown", [(-1, ValueError, ">= 0"), (1.5, ValueError, "integer")])),
+    "scale_by_newton": (jn.scale_by_newton, {}, _sweep(damping=NONNEG, max_params=POSINT)),
+    "newton": (jn.newton, {}, _sweep(learning_rate=LR, damping=NONNEG, max_params=POSINT)),
+    "sgd": (jn.sgd, {"learning_rate": 0.1, "momentum": 0.9},
+            _sweep(learning_rate=LR, momentum=UNIT, nesterov=FLAG, accumulator_dtype=DTYPE,
+                   average_momentum=FLAG)),
+    "adagrad": (jn.adagrad, {"learning_rate": 0.1},
+                _sweep(learning_rate=LR, initial_accumulator_value=NONNEG, eps=NONNEG, eps_in_sqrt=FLAG)),
+    "adadelta": (jn.adadelta, {},
+                 _sweep(learning_rate=LR, rho=UNIT, eps=NONNEG, weight_decay=NONNEG)
+                 + _named("weight_decay_mask", MASK, "mask['w']")),
+    "rmsprop": (jn.rmsprop, {"learning_rate": 0.1},
+                _sweep(learning_rate=LR, decay=UNIT, eps=NONNEG, initial_scale=NONNEG, eps_in_sqrt=FLAG,
+                       centered=FLAG, momentum=UNIT, nesterov=FLAG, bias_correction=FLAG)),
+    "adam": (jn.adam, {"learning_rate": 0.1},
+             _sweep(learning_rate=LR, **ADAM_ARGS, nesterov=FLAG, bias_correction=FLAG)),
+    "adamw": (jn.adamw, {"learning_rate": 0.1},
+              _sweep(learning_rate=LR, **ADAM_ARGS, weight_decay=NONNEG, nesterov=FLAG,
+                     bias_correction=FLAG) + _named("mask", MASK, "mask['w']")),
+    "nadam": (jn.nadam, {"learning_rate": 0.1}, _sweep(learning_rate=LR, **ADAM_ARGS)),
+    "nadamw": (jn.nadamw, {"learning_rate": 0.1},
+               _sweep(learning_rate=LR, **ADAM_ARGS, weight_decay=NONNEG) + _named("mask", MASK, "mask['w']")),
+    "radam": (jn.radam, {"learning_rate": 0.1},
+              _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, eps=NONNEG, eps_root=NONNEG, nesterov=FLAG)
+              + _named("threshold", [(NAN, ValueError, "finite")])),
+    "amsgrad": (jn.amsgrad, {"learning_rate": 0.1},
+                _sweep(learning_rate=LR, **ADAM_ARGS, bias_correction_mu=FLAG, bias_correction_nu=FLAG)),
+    "adamax": (jn.adamax, {"learning_rate": 0.1}, _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, eps=NONNEG)),
+    "shard_state": (jn.shard_state, {"tx": jn.adam(0.1), "mesh": _ONE_DEVICE_MESH, "axis": "data"},
+                    _sweep(tx=TX)
+                    + _named("mesh", [("notamesh", TypeError, "jax.sharding.Mesh")])
+                    + _named("axis", [("model", ValueError, "must name axes of the mesh"),
+                                      ((), ValueError, "must name axes of the mesh")])),
+}
+NO_ARGUMENTS = {"identity", "set_to_zero"}
+ALIASES = {"multi_transform": "partition"}
+# Arguments that take any value of their kind, so there is nothing to reject.
+UNCHECKED = {
+    ("partition", "param_labels"),  # any labels tree (checked against `transforms`)
+    ("scale_by_radam", "threshold"),  # checked: only NaN is invalid (swept above)
+}
+
+
+def _public_factories():
+  """Every public function returning a transform, plus the MultiSteps class."""
+  names = {"MultiSteps"}
+  for name in jn.__all__:
+    obj = getattr(jn, name)
+    if inspect.isfunction(obj) and "GradientTransformation" in str(
+        inspect.signature(obj).return_annotation
+    ):
+      names.add(name)
+  return names
+
+
+def test_every_public_factory_and_argument_is_swept():
+  """The sweep below covers every public transform factory and each of its arguments."""
+  factories = _public_factories()
+  missing = factories - set(FACTORIES) - NO_ARGUMENTS - set(ALIASES)
+  assert not missing, f"add bad-argument cases for {sorted(missing)}"
+  for name in factories - NO_ARGUMENTS - set(ALIASES) - {"chain", "named_chain"}:
+    factory = getattr(jn, name)
+    swept = {case[0] for case in FACTORIES[name][2]}
+    unswept = set(inspect.signature(factory).parameters) - swept - {a for n, a in UNCHECKED if n == name}
+    assert not unswept, f"{name}: no bad values for {sorted(unswept)}"
+
+
+_CASES = [
+    pytest.param(name, *case, id=f"{name}-{case[0]}-{i}")
+    for name, (_, _, cases) in FACTORIES.items()
+    for i, case in enumerate(cases)
+]
+
+
+@pytest.mark.parametrize("name, arg, value, error, hint, named", _CASES)
+def test_bad_argument_raises_at_construction_naming_it(name, arg, value, error, hint, named):
+  """Each bad value raises ValueError/TypeError naming the argument and what is allowed."""
+  factory, valid, _ = FACTORIES[name]
+  with pytest.raises(error) as info:
+    factory(**{**valid, arg: value})
+  message = str(info.value)
+  assert named in message, message
+  assert hint in message, message
+
+
+def _run_once(tx, params=None):
+  """init + one update, with what the transform needs (params, value=, value_fn=)."""
+  params = _params() if params is None else params
+  extra = {"value": 1.0, "value_fn": lambda p: sum(jnp.sum(x**2) for x in jax.tree.leaves(p))}
+  state = tx.init(params)
+  with_extra = jn.chain(tx)  # forwards only the extra arguments tx takes
+  return with_extra.update(_grads(), (state,), params, **extra)
+
+
+@pytest.mark.parametrize("name", sorted(set(FACTORIES) - {"inject_hyperparams"}))
+def test_valid_arguments_build_a_working_transform(name):
+  """The valid baseline of each sweep builds, inits and updates (so a raise is the bad value's)."""
+  factory, valid, _ = FACTORIES[name]
+  tx = factory(**valid)
+  tx = tx.gradient_transformation() if isinstance(tx, jn.MultiSteps) else tx
+  if name == "lookahead":
+    updates, _ = tx.update(_grads(), tx.init(_params()), jn.LookaheadParams.init_synced(_params()))
+    updates = updates.fast
+  else:
+    updates, _ = _run_once(tx)
+  chex.assert_trees_all_equal_shapes(updates, _params())
+
+
+def _traced_cases():
+  for name, (factory, valid, cases) in FACTORIES.items():
+    if name in ("lookahead", "inject_hyperparams", "MultiSteps", "apply_if_finite"):
+      continue
+    numeric = {arg for arg, value, error, *_ in cases
+               if error is ValueError and isinstance(value, float) and math.isnan(value)}
+    signature = inspect.signature(factory)
+    for arg in sorted(numeric):
+      default = valid.get(arg, signature.parameters[arg].default if arg in signature.parameters else None)
+      if isinstance(default, float) and not isinstance(default, bool):
+        yield pytest.param(name, arg, default, id=f"{name}-{arg}")
+
+
+@pytest.mark.parametrize("name, arg, value", list(_traced_cases()))
+def test_traced_numeric_arguments_still_work(name, arg, value):
+  """A checked numeric argument given as a traced array (inside jit) is accepted."""
+  factory, valid, _ = FACTORIES[name]
+
+  def build_and_step(v):
+    return _run_once(factory(**{**valid, arg: v}))[0]
+
+  out = jax.eval_shape(build_and_step, jnp.float32(value))
+  chex.assert_trees_all_equal_shapes(out, _params())
+
+
+def test_traced_lookahead_and_injected_arguments():
+  """lookahead's slow_step_size and inject_hyperparams' values may be traced too."""
+  params = jn.LookaheadParams.init_synced(_params())
+
+  def lookahead_step(alpha):
+    tx = jn.lookahead(jn.adam(0.1), 2, alpha)
+    return tx.update(_grads(), tx.init(params), params)[0]
+
+  def injected_step(lr):
+    tx = jn.inject_hyperparams(jn.adam)(learning_rate=lr, b1=0.8)
+    return tx.update(_grads(), tx.init(_params()), _params())[0]
+
+  chex.assert_trees_all_equal_shapes(jax.eval_shape(lookahead_step, jnp.float32(0.5)), params)
+  chex.assert_trees_all_equal_shapes(jax.eval_shape(injected_step, jnp.float32(0.1)), _params())
+
+
+# --- 2. mismatched trees at update time ---------------------------------------
+
+_BAD_TREES = {
+    "extra_key": (lambda g: {**g, "c": jnp.ones(1)}, r"\['c'\]"),
+    "missing_key": (lambda g: {"w": g["w"]}, r"\['b'\]"),
+    "wrong_shape": (lambda g: {**g, "b": g["b"][:1]}, r"updates\['b'\]` has shape \(1,\)"),
+    "list_for_dict": (lambda g: [g["b"], g["w"]], r"\[0\]"),
+}
+
+
+@pytest.mark.parametrize("bad", list(_BAD_TREES))
+@pytest.mark.parametrize("name", list(_zoo.ALL))
+def test_mismatched_updates_raise_naming_the_path(name, bad):
+  """Gradients with an extra/missing key, another shape or container: one ValueError naming it."""
+  entry = _zoo.ALL[name]
+  tx, params = entry.ours(), entry.params(_params())
+  make_bad, path = _BAD_TREES[bad]
+  with pytest.raises(ValueError, match=path):
+    entry.update(tx, make_bad(_grads()), tx.init(params), params)
+
+
+def _stateful(state):
+  return any(jnp.ndim(x) > 0 for x in jax.tree.leaves(state))
+
+
+_WITH_STATE = [n for n, e in _zoo.OPTIMIZERS.items() if _stateful(e.ours().init(_params()))]
+
+
+@pytest.mark.parametrize("name", _WITH_STATE)
+def test_state_of_other_params_raises_naming_the_path(name):
+  """A state built for other params (a leaf more) is rejected naming the leaf."""
+  tx = _zoo.OPTIMIZERS[name].ours()
+  state = tx.init({**_params(), "extra": jnp.ones(2)})
+  with pytest.raises(ValueError, match=r"\['extra'\]"):
+    tx.update(_grads(), state, _params())
+
+
+# --- 3. integer and boolean params --------------------------------------------
+
+
+@pytest.mark.parametrize("leaf", [jnp.array([1, 2], jnp.int32), jnp.array(True), 3],
+                         ids=["int32", "bool", "python_int"])
+@pytest.mark.parametrize("name", list(_zoo.ALL))
+def test_integer_params_are_rejected_at_init_naming_the_path(name, leaf):
+  """An integer/bool params leaf: TypeError naming it (optax truncates 1 - 0.1 to 0)."""
+  entry = _zoo.ALL[name]
+  params = entry.params({**_params(), "layer": {"steps": leaf}})
+  with pytest.raises(TypeError, match=r"floating.*\['layer'\]\['steps'\]"):
+    entry.ours().init(params)
+
+
+def test_optax_truncates_integer_params():
+  """Why: optax accepts them and a 0.1 step turns 1 into 0 (a step of -1)."""
+  params = {"n": jnp.array([1, 2], jnp.int32)}
+  updates, _ = optax.sgd(0.1).update({"n": jnp.ones(2, jnp.int32)}, optax.sgd(0.1).init(params))
+  np.testing.assert_array_equal(optax.apply_updates(params, updates)["n"], [0, 1])
+
+
+def test_frozen_integer_leaves_are_allowed_outside_the_optimizer():
+  """Integer leaves kept out with partition/set_to_zero or masked pass through unchanged."""
+  params = {**_params(), "steps": jnp.array([3, 4], jnp.int32)}
+  grads = {**_grads(), "steps": jnp.zeros(2, jnp.int32)}
+  labels = {"w": "train", "b": "train", "steps": "frozen"}
+  for tx in (jn.partition({"train": jn.adam(0.1), "frozen": jn.set_to_zero()}, labels),
+             jn.masked(jn.adam(0.1), {"w": True, "b": True, "steps": False})):
+    updates, _ = tx.update(grads, tx.init(params), params)
+    new = jn.apply_updates(params, updates)
+    assert new["steps"].dtype == jnp.int32
+    np.testing.assert_array_equal(new["steps"], params["steps"])
+
+
+# --- 4. low precision, dtype arguments and complex params ---------------------
+
+
+def _dtypes(tree):
+  return jax.tree.map(lambda x: jnp.asarray(x).dtype, tree)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("name", list(_zoo.OPTIMIZERS))
+def test_low_precision_params_keep_dtypes_like_optax(name, dtype):
+  """bf16/fp16 params stay so; state dtypes never change; dtypes and values equal optax's."""
+  entry = _zoo.OPTIMIZERS[name]
+  ours, theirs = entry.ours(), entry.theirs()
+  params = _params(dtype)
+  state, o_state = ours.init(params), theirs.init(params)
+  init_dtypes = _dtypes(state)
+  assert _dtypes(o_state) == init_dtypes
+  o_params = params
+  for t in range(3):
+    grads = _grads(t, dtype)
+    updates, state = ours.update(grads, state, params)
+    o_updates, o_state = theirs.update(grads, o_state, o_params)
+    params, o_params = jn.apply_updates(params, updates), optax.apply_updates(o_params, o_updates)
+    assert _dtypes(updates) == _dtypes(o_updates)
+    assert _dtypes(state) == init_dtypes
+  assert _dtypes(params) == _dtypes(_params(dtype))
+  chex.assert_trees_all_close(params, o_params, rtol=1e-2 if dtype == jnp.bfloat16 else 1e-3)
+
+
+def test_injected_hyperparams_keep_a_mixed_precision_state_fixed():
+  """float32 hyper-parameters with bf16 params: the state keeps init's dtypes, so scan works.
+
+  optax's inject_hyperparams promotes the bf16 moments to float32 after the
+  first step (a carry of changing type, which lax.scan rejects); ours casts
+  them back, so its numbers are those of the plain optimizer's bf16 moments.
+  """
+  params = {"w": jnp.ones((2, 3)), "b": jnp.ones(3, jnp.bfloat16)}
+  for factory in (jn.adam, jn.sgd, jn.rmsprop, jn.adadelta, jn.amsgrad, jn.radam):
+    kwargs = {"momentum": 0.9} if factory is jn.sgd else {}
+    tx = jn.inject_hyperparams(factory)(learning_rate=0.1, **kwargs)
+    state = tx.init(params)
+
+    def body(carry, g):
+      p, s = carry
+      u, s = tx.update(jax.tree.map(lambda x: (x * g).astype(x.dtype), p), s, p)
+      return (jn.apply_updates(p, u), s), None
+
+    (new_params, new_state), _ = jax.lax.scan(body, (params, state), jnp.linspace(0.5, 1.5, 4))
+    assert _dtypes(new_state) == _dtypes(state)
+    assert _dtypes(new_params) == _dtypes(params)
+    chex.assert_tree_all_finite(new_params)
+
+
+@pytest.mark.parametrize(
+    "ours, theirs, field, dtype",
+    [
+        (lambda: jn.adam(0.1, mu_dtype=jnp.bfloat16), lambda: optax.adam(0.1, mu_dtype=jnp.bfloat16),
+         lambda s: s[0].mu, jnp.bfloat16),
+        (lambda: jn.adamw(0.1, mu_dtype=jnp.float16), lambda: optax.adamw(0.1, mu_dtype=jnp.float16),
+         lambda s: s[0].mu, jnp.float16),
+        (lambda: jn.amsgrad(0.1, mu_dtype=jnp.bfloat16), lambda: optax.amsgrad(0.1, mu_dtype=jnp.bfloat16),
+         lambda s: s[0].mu, jnp.bfloat16),
+        (lambda: jn.sgd(0.1, momentum=0.9, accumulator_dtype=jnp.bfloat16),
+         lambda: optax.sgd(0.1, momentum=0.9, accumulator_dtype=jnp.bfloat16),
+         lambda s: s[0].trace, jnp.bfloat16),
+        (lambda: jn.ema(0.9, accumulator_dtype=jnp.bfloat16), lambda: optax.ema(0.9, accumulator_dtype=jnp.bfloat16),
+         lambda s: s.ema, jnp.bfloat16),
+        (lambda: jn.MultiSteps(jn.sgd(0.1), 2, accumulator_dtype=jnp.bfloat16).gradient_transformation(),
+         lambda: optax.MultiSteps(optax.sgd(0.1), 2).gradient_transformation(),
+         lambda s: s.acc_grads, jnp.bfloat16),
+    ],
+    ids=["adam_mu", "adamw_mu", "amsgrad_mu", "sgd_accumulator", "ema_accumulator", "multisteps_acc"],
+)
+def test_dtype_arguments_are_honoured(ours, theirs, field, dtype):
+  """mu_dtype/accumulator_dtype: that dtype at init and after steps; numbers as optax's."""
+  ours, theirs = ours(), theirs()
+  params = _params()
+  state, o_state = ours.init(params), theirs.init(params)
+  for t in range(3):
+    updates, state = ours.update(_grads(t), state, params)
+    o_updates, o_state = theirs.update(_grads(t), o_state, params)
+    assert all(x.dtype == dtype for x in jax.tree.leaves(field(state)))
+  if field(o_state) is not None and _dtypes(field(o_state)) == _dtypes(field(state)):
+    chex.assert_trees_all_close(updates, o_updates, rtol=1e-6)
+
+
+def test_injected_factory_takes_dtype_arguments_as_static():
+  """inject_hyperparams(adam)(mu_dtype=bf16): a dtype, not a schedule (optax's fails here)."""
+  tx = jn.inject_hyperparams(jn.adam)(learning_rate=0.1, mu_dtype=jnp.bfloat16)
+  state = tx.init(_params())
+  assert "mu_dtype" not in state.hyperparams and "mu_dtype" not in state.hyperparams_states
+  for t in range(2):
+    _, state = tx.update(_grads(t), state, _params())
+  assert {x.dtype for x in jax.tree.leaves(state.inner_state[0].mu)} == {jnp.dtype(jnp.bfloat16)}
+
+
+def test_nu_dtype_is_honoured():
+  """nu_dtype (ours only): float32 second moments for bf16 params, mu stays bf16."""
+  for tx in (jn.adam(0.1, nu_dtype=jnp.float32), jn.amsgrad(0.1, nu_dtype=jnp.float32)):
+    params = _params(jnp.bfloat16)
+    state = tx.init(params)
+    for t in range(3):
+      updates, state = tx.update(_grads(t, jnp.bfloat16), state, params)
+    assert {x.dtype for x in jax.tree.leaves(state[0].nu)} == {jnp.dtype(jnp.float32)}
+    assert {x.dtype for x in jax.tree.leaves(state[0].mu)} == {jnp.dtype(jnp.bfloat16)}
+    chex.assert_tree_all_finite(updates)
+
+
+def _complex(seed):
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(
+      lambda p: jnp.asarray(rng.standard_normal(p.shape) + 1j * rng.standard_normal(p.shape), jnp.complex64),
+      _params(),
+  )
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd", "sgd_momentum", "rmsprop", "rmsprop_centered_momentum",
+                                  "adagrad"])
+def test_complex_params_equal_optax(name):
+  """Complex params and gradients (|g|^2 in the second moments) give optax's numbers."""
+  entry = _zoo.OPTIMIZERS[name]
+  ours, theirs = entry.ours(), entry.theirs()
+  params = o_params = _complex(100)
+  state, o_state = ours.init(params), theirs.init(params)
+  for t in range(10):
+    updates, state = ours.update(_complex(t), state, params)
+    o_updates, o_state = theirs.update(_complex(t), o_state, o_params)
+    params, o_params = jn.apply_updates(params, updates), optax.apply_updates(o_params, o_updates)
+  assert _dtypes(params) == _dtypes(_complex(0))
+  chex.assert_trees_all_close(params, o_params, rtol=1e-5, atol=1e-6)
+  # Leaf by leaf: the NamedTuple classes are ours and optax's.
+  chex.assert_trees_all_close(jax.tree.leaves(state), jax.tree.leaves(o_state), rtol=1e-5, atol=1e-6)
+
+
+# --- 5. step counters saturate -------------------------------------------------
+
+COUNTERS = {"count", "gradient_step"}
+
+
+def _saturate(state):
+  """``state`` with every int32 step counter set to the int32 maximum."""
+
+  def fill(path, x):
+    key = path[-1] if path else None
+    name = getattr(key, "name", None) or getattr(key, "key", None)
+    if name in COUNTERS and jnp.asarray(x).dtype == jnp.int32 and jnp.ndim(x) == 0:
+      return jnp.asarray(INT32_MAX, jnp.int32)
+    return x
+
+  return jax.tree_util.tree_map_with_path(fill, state)
+
+
+def _counters(state):
+  return [
+      int(x) for path, x in jax.tree_util.tree_leaves_with_path(state)
+      if (getattr(path[-1], "name", None) or getattr(path[-1], "key", None)) in COUNTERS
+  ]
+
+
+# reduce_on_plateau's `count` counts within a window that restarts every few steps.
+_SATURATING = [
+    n for n, e in _zoo.ALL.items()
+    if n != "reduce_on_plateau" and _counters(e.ours().init(e.params(_params())))
+]
+
+
+@pytest.mark.parametrize("name", _SATURATING)
+def test_counters_saturate_at_int32_max(name):
+  """Counts at int32 max: updates finite, counts stay max (optax's numbers where comparable)."""
+  entry = _zoo.ALL[name]
+  tx, params = entry.ours(), entry.params(_params())
+  state = _saturate(tx.init(params))
+  counters = _counters(state)
+  o_state = state
+  for t in range(3):  # multisteps emits on its third call
+    updates, state = entry.update(tx, _grads(t), state, params)
+    chex.assert_tree_all_finite(updates)
+    if name in _zoo.OPTIMIZERS:  # optax's update reads our state's fields by name
+      o_updates, o_state = entry.theirs().update(_grads(t), o_state, params)
+      chex.assert_trees_all_close(updates, o_updates, rtol=1e-6)
+  assert _counters(state) == [INT32_MAX] * len(counters)
+
+
+def test_ema_and_apply_if_finite_counters_saturate():
+  """ema's count and apply_if_finite's non-finite counters stay at int32 max."""
+  ema = jn.ema(0.9)
+  state = ema.init(_params())._replace(count=jnp.asarray(INT32_MAX, jnp.int32))
+  out, state = ema.update(_grads(), state)
+  chex.assert_tree_all_finite(out)
+  assert int(state.count) == INT32_MAX
+  guarded = jn.apply_if_finite(jn.adam(0.1), 3)
+  top = jnp.asarray(INT32_MAX, jnp.int32)
+  state = guarded.init(_params())._replace(total_notfinite=top)
+  nan_grads = {**_grads(), "b": jnp.full(3, jnp.nan)}
+  for _ in range(2):
+    _, state = guarded.update(nan_grads, state, _params())
+  assert int(state.total_notfinite) == INT32_MAX and int(state.notfinite_count) == 2
+
+
+# --- 6. NaN and Inf gradients --------------------------------------------------
+
+@pytest.mark.parametrize("bad", [NAN, INF])
+@pytest.mark.parametrize("name", list(_zoo.OPTIMIZERS))
+def test_non_finite_gradient_behaviour_is_optax_and_documented(name, bad):
+  """A NaN/Inf in one coordinate: that coordinate's update is not finite, and stays so
+  in later steps for optimizers with per-parameter state; other coordinates stay finite.
+  Everything equals optax's, NaNs included."""
+  entry = _zoo.OPTIMIZERS[name]
+  ours, theirs = entry.ours(), entry.theirs()
+  params = _params()  # fixed, so only the optimizer carries the NaN forward
+  state, o_state = ours.init(params), theirs.init(params)
+  history = []
+  for t in range(4):
+    grads = _grads(t)
+    if t == 1:
+      grads["w"] = grads["w"].at[0, 1].set(bad)
+    updates, state = ours.update(grads, state, params)
+    o_updates, o_state = theirs.update(grads, o_state, params)
+    chex.assert_trees_all_close(updates, o_updates, rtol=1e-5, atol=1e-7)  # NaN == NaN here
+    history.append(updates)
+  hit = np.asarray(history[1]["w"])
+  assert not np.isfinite(hit[0, 1])
+  others = np.delete(hit.ravel(), 1)
+  assert np.isfinite(others).all() and np.isfinite(np.asarray(history[1]["b"])).all()
+  later = np.asarray(history[3]["w"])[0, 1]
+  if _stateful(state):
+    # The coordinate's moments keep the NaN/Inf for ever, so it never takes a
+    # real step again: NaN, or 0 where it divides by a NaN/Inf sum (AdaGrad;
+    # RMSProp after an Inf).
+    assert not np.isfinite(later) or later == 0.0, later
+    moments = [np.asarray(x)[0, 1] for x in jax.tree.leaves(state) if np.shape(x) == (2, 3)]
+    assert not np.isfinite(moments).all()
+  else:
+    assert np.isfinite(later) and later != 0.0, later
+
+
+def test_global_norm_clipping_spreads_a_nan_to_every_coordinate():
+  """clip_by_global_norm divides by a NaN norm: every update is NaN (documented)."""
+  tx = jn.chain(jn.clip_by_global_norm(1.0), jn.sgd(0.1))
+  grads = {**_grads(), "b": jnp.array([jnp.nan, 0.0, 0.0])}
+  updates, _ = tx.update(grads, tx.init(_params()), _params())
+  assert not np.isfinite(np.concatenate([np.ravel(x) for x in jax.tree.leaves(updates)])).any()
+
+
+@pytest.mark.parametrize("name", list(_zoo.OPTIMIZERS))
+def test_apply_if_finite_skips_and_leaves_the_state_untouched(name):
+  """Wrapped in apply_if_finite, a NaN step returns zeros and the inner state bit for bit."""
+  tx = jn.apply_if_finite(_zoo.OPTIMIZERS[name].ours(), 3)
+  params = _params()
+  _, state = tx.update(_grads(0), tx.init(params), params)
+  grads = {**_grads(1), "b": jnp.array([1.0, jnp.nan, jnp.inf])}
+  updates, new_state = tx.update(grads, state, params)
+  chex.assert_trees_all_equal(updates, jax.tree.map(jnp.zeros_like, updates))
+  chex.assert_trees_all_equal(new_state.inner_state, state.inner_state)
+  assert int(new_state.notfinite_count) == 1 and not bool(new_state.last_finite)
+
+
+# --- 7. zero gradients, and eps = 0 -------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(_zoo.OPTIMIZERS))
+def test_zero_gradients_give_exact_zero_updates(name):
+  """All-zero gradients from step 1: updates are exactly 0 (or weight decay alone), as optax.
+
+  After real steps, zero gradients still give finite updates (momentum continues)."""
+  entry = _zoo.OPTIMIZERS[name]
+  ours, theirs = entry.ours(), entry.theirs()
+  params = _params()
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  state, o_state = ours.init(params), theirs.init(params)
+  for _ in range(3):
+    updates, state = ours.update(zeros, state, params)
+    o_updates, o_state = theirs.update(zeros, o_state, params)
+    chex.assert_tree_all_finite(updates)
+    chex.assert_trees_all_close(updates, o_updates, rtol=1e-6)
+    if not entry.weight_decay:
+      chex.assert_trees_all_equal(updates, zeros)
+  for t in range(3):
+    _, state = ours.update(_grads(t), state, params)
+  updates, _ = ours.update(zeros, state, params)
+  chex.assert_tree_all_finite(updates)
+
+
+# eps = 0: which optimizers divide 0 by 0 on a coordinate whose gradients have
+# all been zero. Allowed (optax allows it, and it is exact for non-zero
+# gradients) and documented; eps_root > 0 or eps > 0 avoids it.
+EPS_ZERO = {
+    "adam": (lambda: jn.adam(0.1, eps=0.0), lambda: optax.adam(0.1, eps=0.0), True),
+    "adam_eps_root": (lambda: jn.adam(0.1, eps=0.0, eps_root=1e-16),
+                      lambda: optax.adam(0.1, eps=0.0, eps_root=1e-16), False),
+    "nadam": (lambda: jn.nadam(0.1, eps=0.0), lambda: optax.nadam(0.1, eps=0.0), True),
+    "amsgrad": (lambda: jn.amsgrad(0.1, eps=0.0), lambda: optax.amsgrad(0.1, eps=0.0), True),
+    "adamax": (lambda: jn.adamax(0.1, eps=0.0), lambda: optax.adamax(0.1, eps=0.0), True),
+    "radam": (lambda: jn.radam(0.1, eps=0.0), lambda: optax.radam(0.1, eps=0.0), True),
+    "rmsprop": (lambda: jn.rmsprop(0.1, eps=0.0), lambda: optax.rmsprop(0.1, eps=0.0), True),
+    "rmsprop_eps_outside": (lambda: jn.rmsprop(0.1, eps=0.0, eps_in_sqrt=False),
+                            lambda: optax.rmsprop(0.1, eps=0.0, eps_in_sqrt=False), True),
+    "adadelta": (lambda: jn.adadelta(0.5, eps=0.0), lambda: optax.adadelta(0.5, eps=0.0), True),
+    "adagrad": (lambda: jn.adagrad(0.1, eps=0.0, initial_accumulator_value=0.0),
+                lambda: optax.adagrad(0.1, eps=0.0, initial_accumulator_value=0.0), False),
+    "adagrad_eps_outside": (lambda: jn.adagrad(0.1, eps=0.0, initial_accumulator_value=0.0,
+                                               eps_in_sqrt=False), None, True),
+}
+
+
+@pytest.mark.parametrize("name", list(EPS_ZERO))
+def test_eps_zero_with_zero_gradients_is_documented(name):
+  """With eps=0, zero gradients give NaN exactly where the table says, like optax."""
+  ours, theirs, nan = EPS_ZERO[name]
+  ours = ours()
+  params = _params()
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  state = ours.init(params)
+  o_state = theirs().init(params) if theirs else None
+  seen_nan = False
+  for _ in range(8):  # radam switches to its adaptive (dividing) step at t = 6
+    updates, state = ours.update(zeros, state, params)
+    seen_nan |= any(np.isnan(np.asarray(x)).any() for x in jax.tree.leaves(updates))
+    if theirs:
+      o_updates, o_state = theirs().update(zeros, o_state, params)
+      chex.assert_trees_all_close(updates, o_updates)
+  assert seen_nan == nan
+
+
+def test_eps_zero_is_exact_for_non_zero_gradients():
+  """eps=0 is legitimate: with non-zero gradients Adam's first step is exactly -lr * sign(g)."""
+  updates, _ = jn.adam(0.1, eps=0.0).update(_grads(), jn.adam(0.1, eps=0.0).init(_params()))
+  # 1 - b2 rounds in float32, so "exactly" is up to a few ulps.
+  chex.assert_trees_all_close(updates, jax.tree.map(lambda g: -0.1 * jnp.sign(g), _grads()), rtol=1e-5)
+
+
+def test_no_argument_factories_are_transforms():
+  """identity and set_to_zero take no arguments and keep shapes."""
+  for factory in (jn.identity, jn.set_to_zero):
+    assert not inspect.signature(factory).parameters
+    updates, _ = _run_once(factory())
+    chex.assert_trees_all_equal_shapes(updates, _params())
+
+
+def test_messages_name_the_argument_with_backticks():
+  """Range errors quote the argument as `name` (spot check of the format)."""
+  with pytest.raises(ValueError, match=re.escape("`b2` must lie in [0, 1)")):
+    jn.adam(0.1, b2=1.0)
