@@ -113,10 +113,13 @@ def _median_times(runners: dict[str, Callable[[], None]], repeats: int) -> dict[
     run()
     run()
   samples: dict[str, list[float]] = {k: [] for k in runners}
-  for _ in range(repeats):
-    for name, run in runners.items():  # alternate so drift hits every library alike
+  names = list(runners)
+  for r in range(repeats):
+    # Alternate so drift hits every library alike, and rotate the order: a step
+    # that follows another library's step finds the cache full of its buffers.
+    for name in names[r % len(names):] + names[:r % len(names)]:
       t0 = time.perf_counter()
-      run()
+      runners[name]()
       samples[name].append(time.perf_counter() - t0)
   return {k: statistics.median(v) for k, v in samples.items()}
 
