@@ -79,6 +79,15 @@ def _adam_ratio(mu_hat, nu_hat, eps, eps_root):
   )
 
 
+def _next_adam_state(count, mu, nu, state: ScaleByAdamState) -> ScaleByAdamState:
+  """The new state, its moments cast back to the dtypes ``init`` gave them."""
+  return ScaleByAdamState(
+      count=count,
+      mu=tree_lib.tree_cast_like(mu, state.mu),
+      nu=tree_lib.tree_cast_like(nu, state.nu),
+  )
+
+
 def _init_moments(params, mu_dtype, nu_dtype):
   validation.check_float_params(params)
   return (
@@ -148,9 +157,7 @@ def scale_by_adam(
     updates = _adam_ratio(mu_hat, nu_hat, eps, eps_root)
     # Both moments keep init's dtypes (mu_dtype/nu_dtype, else the params'),
     # also when a strongly typed float32 b1/b2 (traced, injected) would promote.
-    mu = tree_lib.tree_cast_like(mu, state.mu)
-    nu = tree_lib.tree_cast_like(nu, state.nu)
-    return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+    return updates, _next_adam_state(count, mu, nu, state)
 
   return base.GradientTransformation(init_fn, update_fn)
 
@@ -251,10 +258,7 @@ def scale_by_adamax(
     nu = tree_lib.tree_update_infinity_moment(updates, state.nu, b2, eps)
     mu_hat = tree_lib.bias_correction(mu, b1, count)
     updates = jax.tree.map(lambda m, v: m / v, mu_hat, nu)
-    return updates, ScaleByAdamState(
-        count=count, mu=tree_lib.tree_cast_like(mu, state.mu),
-        nu=tree_lib.tree_cast_like(nu, state.nu),
-    )
+    return updates, _next_adam_state(count, mu, nu, state)
 
   return base.GradientTransformation(init_fn, update_fn)
 
@@ -318,9 +322,6 @@ def scale_by_radam(
         lambda adaptive, plain: jnp.where(rho >= threshold, adaptive, plain),
         rectified(rho, mu_hat, nu_hat), mu_hat,
     )
-    return updates, ScaleByAdamState(
-        count=count, mu=tree_lib.tree_cast_like(mu, state.mu),
-        nu=tree_lib.tree_cast_like(nu, state.nu),
-    )
+    return updates, _next_adam_state(count, mu, nu, state)
 
   return base.GradientTransformation(init_fn, update_fn)
