@@ -17,6 +17,7 @@ from jaxopt_notes import adam_family
 from jaxopt_notes import adaptive
 from jaxopt_notes import base
 from jaxopt_notes import combine
+from jaxopt_notes import fused
 from jaxopt_notes import masking
 from jaxopt_notes import moments
 from jaxopt_notes import scaling
@@ -70,15 +71,17 @@ def sgd(
   # Checked even without momentum, where they would be silently ignored.
   validation.check_flags(nesterov=nesterov, average_momentum=average_momentum)
   validation.check_dtype("accumulator_dtype", accumulator_dtype)
+  lr_tx = scaling.scale_by_learning_rate(learning_rate)
   if momentum is None:
-    direction = base.identity()
-  else:
-    validation.check_unit_interval("momentum", momentum)
-    direction = moments.trace(
-        decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype,
-        average=average_momentum,
-    )
-  return combine.chain(direction, scaling.scale_by_learning_rate(learning_rate))
+    return fused.attach(combine.chain(base.identity(), lr_tx), fused.sgd_rule(lr_tx))
+  validation.check_unit_interval("momentum", momentum)
+  direction = moments.trace(
+      decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype,
+      average=average_momentum,
+  )
+  tx = combine.chain(direction, lr_tx)
+  # The averaged form has its own multiply-add pattern; it keeps the reference path.
+  return tx if average_momentum else fused.attach(tx, fused.momentum_rule(momentum, nesterov, lr_tx))
 
 
 def adagrad(
@@ -96,10 +99,11 @@ def adagrad(
   and 003. Chain: :func:`scale_by_rss` then ``scale_by_learning_rate``. Same as
   ``optax.adagrad`` by default.
   """
-  return combine.chain(
-      adaptive.scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
-      scaling.scale_by_learning_rate(learning_rate),
+  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  tx = combine.chain(
+      adaptive.scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt), lr_tx,
   )
+  return fused.attach(tx, fused.rss_rule(eps, lr_tx)) if eps_in_sqrt else tx
 
 
 def adadelta(
@@ -154,14 +158,17 @@ def rmsprop(
   if momentum is not None:
     validation.check_unit_interval("momentum", momentum)
   scaler = adaptive.scale_by_stddev if centered else adaptive.scale_by_rms
-  return combine.chain(
+  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  tx = combine.chain(
       scaler(
           decay=decay, eps=eps, initial_scale=initial_scale,
           eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction,
       ),
-      scaling.scale_by_learning_rate(learning_rate),
+      lr_tx,
       moments.trace(decay=momentum, nesterov=nesterov) if momentum is not None else base.identity(),
   )
+  plain = not centered and momentum is None and eps_in_sqrt and not bias_correction
+  return fused.attach(tx, fused.rms_rule(decay, eps, lr_tx)) if plain else tx
 
 
 def adam(
@@ -184,13 +191,15 @@ def adam(
   ``bias_correction=False`` is note 000's "almost Adam". Chain:
   :func:`scale_by_adam` then the step. Same as ``optax.adam``.
   """
-  return combine.chain(
+  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  tx = combine.chain(
       adam_family.scale_by_adam(
           b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype,
           nesterov=nesterov, nu_dtype=nu_dtype, bias_correction=bias_correction,
       ),
-      scaling.scale_by_learning_rate(learning_rate),
+      lr_tx,
   )
+  return _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, None, lr_tx)
 
 
 def adamw(
@@ -215,14 +224,28 @@ def adamw(
   ``sqrt(v)`` (notes 001 name AdamW). Chain: :func:`scale_by_adam`,
   :func:`add_decayed_weights`, the step. Same as ``optax.adamw``.
   """
-  return combine.chain(
+  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  tx = combine.chain(
       adam_family.scale_by_adam(
           b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype,
           nesterov=nesterov, nu_dtype=nu_dtype, bias_correction=bias_correction,
       ),
       scaling.add_decayed_weights(weight_decay, mask),
-      scaling.scale_by_learning_rate(learning_rate),
+      lr_tx,
   )
+  if mask is not None or callable(weight_decay):
+    return tx
+  return _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weight_decay, lr_tx)
+
+
+def _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weight_decay, lr_tx):
+  """Attaches the fused Adam(W) kernel to the plain configurations (no NAdam)."""
+  if nesterov or not bias_correction:
+    return tx
+  if weight_decay is not None and isinstance(weight_decay, (int, float)) and weight_decay == 0.0:
+    # add_decayed_weights(0.0) skips the add entirely: so does plain Adam's kernel.
+    weight_decay = None
+  return fused.attach(tx, fused.adam_rule(b1, b2, eps, eps_root, weight_decay, lr_tx))
 
 
 def nadam(

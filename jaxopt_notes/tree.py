@@ -298,10 +298,18 @@ def bias_correction(
     decay: the EMA's ``beta``.
     count: step number ``t >= 1`` (an integer array).
   """
-  # 1 - beta**t is formed in the count's precision and only then cast to the
-  # moment's dtype: in bfloat16 beta**t would round to 1 and divide by zero.
-  correction = 1 - decay**count
+  correction = bias_correction_factor(decay, count)
   return jax.tree.map(lambda t: t / correction.astype(t.dtype), moment)
+
+
+def bias_correction_factor(decay: jax.typing.ArrayLike, count: jax.typing.ArrayLike) -> jax.Array:
+  """``1 - decay**count``, the divisor of :func:`bias_correction`.
+
+  Formed in the count's precision and only cast to the moment's dtype by the
+  caller: in bfloat16 ``beta**t`` would round to 1 and divide by zero. The
+  fused kernels (:mod:`jaxopt_notes.fused`) take this same scalar.
+  """
+  return 1 - decay**count
 
 
 tree_bias_correction = bias_correction

@@ -1,0 +1,354 @@
+// Single-pass optimizer steps for XLA:CPU, called through jax.ffi.
+//
+// XLA:CPU compiles one per-leaf Adam step into three loop fusions (one per
+// output), each re-reading the gradient and the moments. These handlers read
+// params, grads and state once and write the new params and state in place
+// (the Python side aliases every state input to its output), for any number
+// of leaves in one call. Per element they do the same floating-point
+// operations, in the same order and with the same fused multiply-adds, as the
+// code XLA:CPU emits for the reference path (jaxopt_notes/fused.py documents
+// the one exception, rsqrt).
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define JON_X86 1
+#endif
+
+#include "xla/ffi/api/ffi.h"
+
+// The loops below mark their pointers __restrict although, with donation, an
+// output is the very buffer of its input. Each element is read before it is
+// written and no element reads another's, so the vectorised loops stay exact;
+// without __restrict (and `ivdep`, which says the same to GCC's vectoriser)
+// the compiler would fall back to scalar code whenever input and output
+// overlap, i.e. always.
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// a * b + c as XLA:CPU computes it: one rounding where the host has FMA
+// (XLA contracts a multiply feeding an add), two where it does not.
+template <bool kFma>
+__attribute__((always_inline)) inline float madd(float a, float b, float c) {
+  if constexpr (kFma) {
+    return __builtin_fmaf(a, b, c);
+  } else {
+    return a * b + c;
+  }
+}
+
+// Up to four state arrays per leaf, plus params and grads.
+constexpr int kMaxState = 4;
+
+struct Leaf {
+  const float* p_in;
+  const float* g;
+  float* p_out;
+  const float* s_in[kMaxState];
+  float* s_out[kMaxState];
+  int64_t n;
+};
+
+struct Chunk {
+  int32_t leaf;
+  int64_t begin, end;
+};
+
+// --- the per-element rules --------------------------------------------------
+// `hp` holds the step's scalars, computed on the JAX side exactly as the
+// reference path computes them (bias corrections, the signed step size).
+
+struct Adam {  // hp: 1-b1, b1, 1-b2, b2, bc1, bc2, eps_root, eps, wd, -lr
+  static constexpr int kState = 2;
+  template <bool kFma, bool kWd>
+  __attribute__((always_inline)) static inline void Loop(const float* hp, const Leaf& l,
+                                                         int64_t b, int64_t e) {
+    const float c1 = hp[0], b1 = hp[1], c2 = hp[2], b2 = hp[3], eps_root = hp[6],
+                eps = hp[7], lam = hp[8], lr = hp[9];
+    // XLA rewrites a division by the broadcast bias correction into a
+    // multiplication by its reciprocal; so do we, for the same roundings.
+    const float r1 = 1.0f / hp[4], r2 = 1.0f / hp[5];
+    const float* __restrict g = l.g;
+    const float* __restrict p0 = l.p_in;
+    const float* __restrict m0 = l.s_in[0];
+    const float* __restrict v0 = l.s_in[1];
+    float* __restrict p1 = l.p_out;
+    float* __restrict m1 = l.s_out[0];
+    float* __restrict v1 = l.s_out[1];
+#pragma GCC ivdep
+    for (int64_t i = b; i < e; ++i) {
+      const float gi = g[i], pi = p0[i];
+      const float m = madd<kFma>(c1, gi, b1 * m0[i]);
+      const float v = madd<kFma>(c2, gi * gi, b2 * v0[i]);
+      float u = (m * r1) / (std::sqrt(v * r2 + eps_root) + eps);
+      if constexpr (kWd) u = madd<kFma>(lam, pi, u);
+      p1[i] = madd<kFma>(lr, u, pi);
+      m1[i] = m;
+      v1[i] = v;
+    }
+  }
+  template <bool kFma>
+  __attribute__((always_inline)) static inline void Run(const float* hp, bool wd, const Leaf& l,
+                                                        int64_t b, int64_t e) {
+    if (wd) {
+      Loop<kFma, true>(hp, l, b, e);
+    } else {
+      Loop<kFma, false>(hp, l, b, e);
+    }
+  }
+};
+
+struct Momentum {  // hp: decay, -lr (attr: nesterov)
+  static constexpr int kState = 1;
+  template <bool kFma>
+  __attribute__((always_inline)) static inline void Run(const float* hp, bool nesterov, const Leaf& l, int64_t b, int64_t e) {
+    const float d = hp[0], lr = hp[1];
+    const float* __restrict g = l.g;
+    const float* __restrict p0 = l.p_in;
+    const float* __restrict t0 = l.s_in[0];
+    float* __restrict p1 = l.p_out;
+    float* __restrict t1 = l.s_out[0];
+#pragma GCC ivdep
+    for (int64_t i = b; i < e; ++i) {
+      const float gi = g[i];
+      const float t = madd<kFma>(d, t0[i], gi);
+      const float u = nesterov ? madd<kFma>(d, t, gi) : t;
+      p1[i] = madd<kFma>(lr, u, p0[i]);
+      t1[i] = t;
+    }
+  }
+};
+
+struct Sgd {  // hp: -lr
+  static constexpr int kState = 0;
+  template <bool kFma>
+  __attribute__((always_inline)) static inline void Run(const float* hp, bool, const Leaf& l, int64_t b, int64_t e) {
+    const float lr = hp[0];
+    const float* __restrict g = l.g;
+    const float* __restrict p0 = l.p_in;
+    float* __restrict p1 = l.p_out;
+#pragma GCC ivdep
+    for (int64_t i = b; i < e; ++i) p1[i] = madd<kFma>(lr, g[i], p0[i]);
+  }
+};
+
+struct Rms {  // hp: 1-decay, decay, eps, -lr
+  static constexpr int kState = 1;
+  template <bool kFma>
+  __attribute__((always_inline)) static inline void Run(const float* hp, bool, const Leaf& l, int64_t b, int64_t e) {
+    const float c = hp[0], d = hp[1], eps = hp[2], lr = hp[3];
+    const float* __restrict g = l.g;
+    const float* __restrict p0 = l.p_in;
+    const float* __restrict n0 = l.s_in[0];
+    float* __restrict p1 = l.p_out;
+    float* __restrict n1 = l.s_out[0];
+#pragma GCC ivdep
+    for (int64_t i = b; i < e; ++i) {
+      const float gi = g[i];
+      const float nu = madd<kFma>(c, gi * gi, d * n0[i]);
+      const float u = (1.0f / std::sqrt(nu + eps)) * gi;
+      p1[i] = madd<kFma>(lr, u, p0[i]);
+      n1[i] = nu;
+    }
+  }
+};
+
+struct Rss {  // AdaGrad; hp: eps, -lr
+  static constexpr int kState = 1;
+  template <bool kFma>
+  __attribute__((always_inline)) static inline void Run(const float* hp, bool, const Leaf& l, int64_t b, int64_t e) {
+    const float eps = hp[0], lr = hp[1];
+    const float* __restrict g = l.g;
+    const float* __restrict p0 = l.p_in;
+    const float* __restrict s0 = l.s_in[0];
+    float* __restrict p1 = l.p_out;
+    float* __restrict s1 = l.s_out[0];
+#pragma GCC ivdep
+    for (int64_t i = b; i < e; ++i) {
+      const float gi = g[i];
+      const float s = madd<kFma>(gi, gi, s0[i]);
+      // Both sides computed, then selected: a branch would stop vectorisation.
+      const float root = 1.0f / std::sqrt(s + eps);
+      const float inv = s > 0.0f ? root : 0.0f;
+      p1[i] = madd<kFma>(lr, inv * gi, p0[i]);
+      s1[i] = s;
+    }
+  }
+};
+
+// In-place streaming reference for the benchmark: reads four arrays, writes
+// three (Adam's traffic) with one multiply-add each, no other arithmetic.
+struct Stream {  // hp: a
+  static constexpr int kState = 2;
+  template <bool kFma>
+  __attribute__((always_inline)) static inline void Run(const float* hp, bool, const Leaf& l, int64_t b, int64_t e) {
+    const float a = hp[0];
+    const float* __restrict g = l.g;
+#pragma GCC ivdep
+    for (int64_t i = b; i < e; ++i) {
+      const float gi = g[i];
+      l.p_out[i] = madd<kFma>(a, gi, l.p_in[i]);
+      l.s_out[0][i] = madd<kFma>(a, gi, l.s_in[0][i]);
+      l.s_out[1][i] = madd<kFma>(a, gi, l.s_in[1][i]);
+    }
+  }
+};
+
+// --- chunking and threads ---------------------------------------------------
+
+// Two variants of every loop: one compiled for AVX2+FMA, chosen at run time
+// when the CPU has FMA (XLA:CPU then contracts multiply-adds too), and a
+// baseline one.
+template <class Rule>
+__attribute__((target("avx2,fma"))) void RangeFma(const float* hp, bool flag, const Leaf& l,
+                                                   int64_t b, int64_t e) {
+  Rule::template Run<true>(hp, flag, l, b, e);
+}
+
+template <class Rule>
+void RangePlain(const float* hp, bool flag, const Leaf& l, int64_t b, int64_t e) {
+  Rule::template Run<false>(hp, flag, l, b, e);
+}
+
+bool HostHasFma() {
+#if defined(JON_X86)
+  static const bool has = __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
+  return has;
+#else
+  return false;
+#endif
+}
+
+// XLA:CPU runs with denormals flushed to zero (FTZ and DAZ); so must we.
+class FlushDenormals {
+ public:
+  FlushDenormals() {
+#if defined(JON_X86)
+    saved_ = _mm_getcsr();
+    _mm_setcsr(saved_ | 0x8040);
+#endif
+  }
+  ~FlushDenormals() {
+#if defined(JON_X86)
+    _mm_setcsr(saved_);
+#endif
+  }
+
+ private:
+  unsigned saved_ = 0;
+};
+
+// Work shared by the calling thread and the pool's helpers. Helpers may start
+// after the call is over; they then find no chunk left and only touch this.
+struct Work {
+  std::vector<Leaf> leaves;
+  std::vector<Chunk> chunks;
+  std::vector<float> hp;
+  bool flag = false;
+  bool fma = false;
+  void (*range)(const float*, bool, const Leaf&, int64_t, int64_t) = nullptr;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+
+  void Drain() {
+    FlushDenormals ftz;
+    const int64_t n = static_cast<int64_t>(chunks.size());
+    for (int64_t c = next.fetch_add(1); c < n; c = next.fetch_add(1)) {
+      const Chunk& k = chunks[c];
+      range(hp.data(), flag, leaves[k.leaf], k.begin, k.end);
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+constexpr int64_t kChunk = int64_t{1} << 16;     // elements per task
+constexpr int64_t kParallel = int64_t{1} << 18;  // below this, one thread
+
+template <class Rule>
+ffi::Error Step(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> hp, ffi::RemainingArgs args,
+                ffi::RemainingRets rets, bool flag) {
+  constexpr int kS = Rule::kState;
+  const size_t nargs = args.size();
+  if (nargs % (2 + kS) != 0 || rets.size() * (2 + kS) != nargs * (1 + kS)) {
+    return ffi::Error::InvalidArgument("jaxopt_notes step: wrong number of buffers");
+  }
+  const int64_t L = static_cast<int64_t>(nargs / (2 + kS));
+  auto work = std::make_shared<Work>();
+  work->hp.assign(hp.typed_data(), hp.typed_data() + hp.element_count());
+  work->flag = flag;
+  work->fma = HostHasFma();
+  work->range = work->fma ? &RangeFma<Rule> : &RangePlain<Rule>;
+  work->leaves.resize(L);
+  int64_t total = 0;
+  for (int64_t i = 0; i < L; ++i) {
+    Leaf& leaf = work->leaves[i];
+    auto p = args.get<ffi::AnyBuffer>(i);
+    auto g = args.get<ffi::AnyBuffer>(L + i);
+    auto po = rets.get<ffi::AnyBuffer>(i);
+    if (!p || !g || !po) return ffi::Error::InvalidArgument("jaxopt_notes step: bad buffer");
+    leaf.n = static_cast<int64_t>(p->element_count());
+    if (p->element_type() != ffi::F32 || g->element_type() != ffi::F32 ||
+        static_cast<int64_t>(g->element_count()) != leaf.n) {
+      return ffi::Error::InvalidArgument("jaxopt_notes step: float32 leaves of equal size expected");
+    }
+    leaf.p_in = static_cast<const float*>(p->untyped_data());
+    leaf.g = static_cast<const float*>(g->untyped_data());
+    leaf.p_out = static_cast<float*>((*po)->untyped_data());
+    for (int s = 0; s < kS; ++s) {
+      auto si = args.get<ffi::AnyBuffer>((2 + s) * L + i);
+      auto so = rets.get<ffi::AnyBuffer>((1 + s) * L + i);
+      if (!si || !so || si->element_type() != ffi::F32 ||
+          static_cast<int64_t>(si->element_count()) != leaf.n) {
+        return ffi::Error::InvalidArgument("jaxopt_notes step: bad state buffer");
+      }
+      leaf.s_in[s] = static_cast<const float*>(si->untyped_data());
+      leaf.s_out[s] = static_cast<float*>((*so)->untyped_data());
+    }
+    for (int64_t b = 0; b < leaf.n; b += kChunk) {
+      work->chunks.push_back(Chunk{static_cast<int32_t>(i), b, std::min(leaf.n, b + kChunk)});
+    }
+    total += leaf.n;
+  }
+  const int64_t n_chunks = static_cast<int64_t>(work->chunks.size());
+  if (total >= kParallel && n_chunks > 1) {
+    const int64_t helpers = std::min<int64_t>(pool.num_threads(), n_chunks) - 1;
+    for (int64_t h = 0; h < helpers; ++h) {
+      pool.Schedule([work] { work->Drain(); });
+    }
+  }
+  work->Drain();
+  // Chunks claimed by helpers may still be running.
+  while (work->done.load(std::memory_order_acquire) < n_chunks) {
+    std::this_thread::yield();
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+#define JON_DEFINE(NAME, RULE)                                          \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(NAME, Step<RULE>,                       \
+                                ffi::Ffi::Bind()                        \
+                                    .Ctx<ffi::ThreadPool>()             \
+                                    .Arg<ffi::Buffer<ffi::F32>>()       \
+                                    .RemainingArgs()                    \
+                                    .RemainingRets()                    \
+                                    .Attr<bool>("flag"));
+
+JON_DEFINE(JonAdamStep, Adam)
+JON_DEFINE(JonMomentumStep, Momentum)
+JON_DEFINE(JonSgdStep, Sgd)
+JON_DEFINE(JonRmsStep, Rms)
+JON_DEFINE(JonRssStep, Rss)
+JON_DEFINE(JonStreamStep, Stream)
+
+extern "C" int JonHostHasFma() { return HostHasFma() ? 1 : 0; }

@@ -1,0 +1,352 @@
+r"""Fused optimizer steps: one pass over params, grads and state, in place.
+
+An optimizer step is memory-bound. Adam reads params, grads and both moments
+and writes params and moments: 28 bytes per float32 parameter at best. XLA:CPU
+compiles the reference path (``tx.update`` then :func:`apply_updates`) into one
+loop per output, each re-reading its inputs, and on many small leaves it pays a
+fixed cost per leaf and per loop. :func:`apply_step` instead runs one C++
+kernel (built by ``pip install`` from ``jaxopt_notes/_kernels/step_kernels.cc``
+against the XLA FFI headers that ship with jaxlib, and called through
+``jax.ffi``) that visits every element of every leaf once, splits big leaves
+over XLA's CPU thread pool, and writes the new params and state into the
+donated input buffers.
+
+Which optimizers: :func:`~jaxopt_notes.sgd` (plain, momentum, Nesterov),
+:func:`~jaxopt_notes.adam`, :func:`~jaxopt_notes.adamw` (constant weight decay,
+no mask), :func:`~jaxopt_notes.rmsprop` (plain: not centred, no momentum, eps
+inside the root) and :func:`~jaxopt_notes.adagrad` (eps inside the root), with a
+constant or scheduled learning rate, when every param, grad and state leaf is
+float32.
+
+When: ``apply_step(tx, grads, state, params)`` takes the kernel when ``tx`` is
+one of those, the kernel was built, JAX's default backend is the CPU with a
+single device, and the dtypes fit; otherwise it runs the reference path,
+silently. ``fused=False`` (or the environment variable
+``JAXOPT_NOTES_FUSED=0``) always takes the reference path; ``fused=True``
+raises, saying why, where the kernel cannot run. :func:`fused_status` says
+whether the kernel was built. On GPU and TPU XLA already emits one kernel per
+leaf for these steps, and the reference path is used.
+
+Numbers: the kernel does, per element, the same float32 operations as the
+code XLA:CPU emits for the reference path, including where XLA contracts a
+multiply and an add into one fused multiply-add and its flushing of
+denormals, so params and state are bitwise equal to ``tx.update`` +
+``apply_updates`` for SGD, momentum, Adam and AdamW. RMSProp and AdaGrad divide
+by a correctly rounded ``1 / sqrt``; XLA:CPU's ``rsqrt`` is its own
+approximation (within 1-2 ulp), so those two agree to a few ulp per step.
+
+Trade-offs: the kernel is a custom call, so XLA cannot fuse it with the
+gradient computation, and under ``jit`` on several devices it would gather
+sharded operands (auto-selection therefore needs one device). It is not
+differentiable itself: derivatives (``jax.grad`` through a step, for
+meta-learning) are taken through the reference path by a ``custom_jvp``.
+Under ``vmap`` it runs once per batch element.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+import os
+import weakref
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_notes import base
+from jaxopt_notes import tree as tree_lib
+
+__all__ = ["apply_step", "fused_status", "FusedStatus"]
+
+_F32 = jnp.float32
+_TARGETS = {
+    "adam": "JonAdamStep",
+    "momentum": "JonMomentumStep",
+    "sgd": "JonSgdStep",
+    "rms": "JonRmsStep",
+    "rss": "JonRssStep",
+    "stream": "JonStreamStep",
+}
+
+
+class FusedStatus(NamedTuple):
+  """Whether the fused kernels can run here, and why not."""
+
+  available: bool
+  library: Optional[str]  # path of the built kernel library
+  host_fma: bool  # the kernel (like XLA:CPU) uses fused multiply-adds
+  reason: str  # empty when available
+
+
+@functools.lru_cache(maxsize=None)
+def fused_status() -> FusedStatus:
+  """Loads and registers the fused CPU kernels once; says whether that worked.
+
+  The kernel library is compiled by ``pip install`` (``setup.py``); where no
+  C++ compiler was found the install still succeeds and everything runs on
+  the reference path, which this status then explains.
+  """
+  spec = importlib.util.find_spec("jaxopt_notes._step_kernels")
+  if spec is None or spec.origin is None:
+    return FusedStatus(False, None, False, "the kernel library was not built at install time "
+                       "(no C++ compiler?); reinstall with one to enable it")
+  try:
+    lib = ctypes.CDLL(spec.origin)
+    for name, symbol in _TARGETS.items():
+      jax.ffi.register_ffi_target(
+          f"jaxopt_notes_{name}", jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu"
+      )
+    fma = bool(lib.JonHostHasFma())
+  except (OSError, AttributeError, TypeError, ValueError) as e:
+    return FusedStatus(False, spec.origin, False, f"loading {spec.origin} failed: {e}")
+  return FusedStatus(True, spec.origin, fma, "")
+
+
+class _Prepared(NamedTuple):
+  scalars: jax.Array  # float32 vector handed to the kernel
+  moments: tuple  # state trees laid out like params, read and rewritten
+  rebuild: Callable[..., Any]  # new moment trees -> the new optimizer state
+
+
+class _Rule(NamedTuple):
+  """How one optimizer maps onto one kernel."""
+
+  kernel: str  # key of _TARGETS
+  flag: bool  # Adam: weight decay on; momentum: Nesterov
+  prepare: Callable[[Any], _Prepared]  # optimizer state -> kernel inputs
+
+
+# Registry: an optimizer's update function -> its rule. Keyed weakly, so a
+# dropped optimizer leaves nothing behind.
+_RULES: "weakref.WeakKeyDictionary[Callable, _Rule]" = weakref.WeakKeyDictionary()
+
+
+def attach(tx: base.GradientTransformation, rule: _Rule):
+  """Marks ``tx`` as steppable by ``rule``'s kernel; returns ``tx``."""
+  _RULES[tx.update] = rule
+  return tx
+
+
+def rule_of(tx: base.GradientTransformation) -> Optional[_Rule]:
+  """The fused rule attached to ``tx``, or ``None``."""
+  try:
+    return _RULES.get(tx.update)
+  except TypeError:  # an update that cannot be weakly referenced
+    return None
+
+
+def _f32(x) -> jax.Array:
+  return jnp.asarray(x, _F32)
+
+
+def _step_size(lr_tx: base.GradientTransformation, lr_state):
+  """The signed step size and the learning-rate state after this step.
+
+  Running the real learning-rate transform on a 1.0 gives exactly the factor
+  it would multiply the updates by, constant or scheduled.
+  """
+  factor, new_state = lr_tx.update(jnp.ones((), _F32), lr_state)
+  return _f32(factor), new_state
+
+
+def adam_rule(b1, b2, eps, eps_root, weight_decay, lr_tx) -> _Rule:
+  """Adam (and AdamW when ``weight_decay`` is not ``None``): state
+  ``(ScaleByAdamState, [EmptyState,] lr_state)``."""
+
+  def prepare(state):
+    adam_state, lr_state = state[0], state[-1]
+    count = tree_lib.safe_increment(adam_state.count)
+    step, new_lr_state = _step_size(lr_tx, lr_state)
+    scalars = jnp.stack([
+        _f32(1 - b1), _f32(b1), _f32(1 - b2), _f32(b2),
+        _f32(tree_lib.bias_correction_factor(b1, count)),
+        _f32(tree_lib.bias_correction_factor(b2, count)),
+        _f32(eps_root), _f32(eps), _f32(0.0 if weight_decay is None else weight_decay), step,
+    ])
+
+    def rebuild(mu, nu):
+      return (adam_state._replace(count=count, mu=mu, nu=nu), *state[1:-1], new_lr_state)
+
+    return _Prepared(scalars, (adam_state.mu, adam_state.nu), rebuild)
+
+  return _Rule("adam", weight_decay is not None, prepare)
+
+
+def momentum_rule(decay, nesterov: bool, lr_tx) -> _Rule:
+  """SGD with (Nesterov) momentum: state ``(TraceState, lr_state)``."""
+
+  def prepare(state):
+    trace_state, lr_state = state
+    step, new_lr_state = _step_size(lr_tx, lr_state)
+    return _Prepared(
+        jnp.stack([_f32(decay), step]), (trace_state.trace,),
+        lambda t: (trace_state._replace(trace=t), new_lr_state),
+    )
+
+  return _Rule("momentum", nesterov, prepare)
+
+
+def sgd_rule(lr_tx) -> _Rule:
+  """Plain SGD: state ``(EmptyState, lr_state)``."""
+
+  def prepare(state):
+    step, new_lr_state = _step_size(lr_tx, state[1])
+    return _Prepared(step[None], (), lambda: (state[0], new_lr_state))
+
+  return _Rule("sgd", False, prepare)
+
+
+def rms_rule(decay, eps, lr_tx) -> _Rule:
+  """RMSProp, eps inside the root: state ``(ScaleByRmsState, lr_state, EmptyState)``."""
+
+  def prepare(state):
+    rms_state, lr_state, rest = state
+    step, new_lr_state = _step_size(lr_tx, lr_state)
+    return _Prepared(
+        jnp.stack([_f32(1 - decay), _f32(decay), _f32(eps), step]), (rms_state.nu,),
+        lambda nu: (rms_state._replace(nu=nu), new_lr_state, rest),
+    )
+
+  return _Rule("rms", False, prepare)
+
+
+def rss_rule(eps, lr_tx) -> _Rule:
+  """AdaGrad, eps inside the root: state ``(ScaleByRssState, lr_state)``."""
+
+  def prepare(state):
+    rss_state, lr_state = state
+    step, new_lr_state = _step_size(lr_tx, lr_state)
+    return _Prepared(
+        jnp.stack([_f32(eps), step]), (rss_state.sum_of_squares,),
+        lambda s: (rss_state._replace(sum_of_squares=s), new_lr_state),
+    )
+
+  return _Rule("rss", False, prepare)
+
+
+def call_kernel(kernel: str, flag: bool, scalars: jax.Array, params: Sequence[jax.Array],
+                grads: Sequence[jax.Array], moments: Sequence[Sequence[jax.Array]]):
+  """Runs one kernel over lists of leaves; returns ``(params, moments)``.
+
+  Every params and moment input is aliased to its output, so a donated
+  buffer is updated in place.
+  """
+  n = len(params)
+  shapes = [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in params]
+  aliases = {1 + i: i for i in range(n)}
+  for s in range(len(moments)):
+    aliases.update({1 + (2 + s) * n + i: (1 + s) * n + i for i in range(n)})
+  call = jax.ffi.ffi_call(
+      f"jaxopt_notes_{kernel}", shapes * (1 + len(moments)),
+      input_output_aliases=aliases, vmap_method="sequential",
+  )
+  flat_moments = [leaf for m in moments for leaf in m]
+  outs = call(scalars, *params, *grads, *flat_moments, flag=bool(flag))
+  return outs[:n], [outs[(1 + s) * n:(2 + s) * n] for s in range(len(moments))]
+
+
+def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
+  """Why the kernel cannot take this step ('' when it can)."""
+  if rule is None:
+    return ("this optimizer has no fused kernel (sgd, adam, adamw, rmsprop and adagrad "
+            "built by jaxopt_notes, in their plain configurations, have one)")
+  status = fused_status()
+  if not status.available:
+    return status.reason
+  if jax.default_backend() != "cpu":
+    return f"the fused kernels run on the CPU; the default backend is {jax.default_backend()}"
+  if auto and jax.device_count() > 1:
+    return "several devices: the kernel would gather sharded operands (pass fused=True to force)"
+  if params is None:
+    return "apply_step needs params"
+  p_leaves, treedef = jax.tree.flatten(params)
+  if not p_leaves:
+    return "params have no leaves"
+  if jax.tree.structure(grads) != treedef:
+    return "grads and params differ in structure"
+  try:
+    moments = rule.prepare(state).moments
+  except (TypeError, ValueError, AttributeError, IndexError) as e:
+    return f"the state is not this optimizer's ({e})"
+  trees = [("params", params), ("grads", grads)] + [("state", m) for m in moments]
+  for name, tree in trees:
+    leaves, td = jax.tree.flatten(tree)
+    if td != treedef:
+      return f"{name} is not laid out like params"
+    for leaf, p in zip(leaves, p_leaves):
+      if jnp.result_type(leaf) != _F32 or jnp.shape(leaf) != jnp.shape(p):
+        return f"{name} leaves must be float32 arrays shaped like params; got {jnp.result_type(leaf)}"
+  return ""
+
+
+def _fused_path(rule: _Rule, grads, state, params):
+  prep = rule.prepare(state)
+  p_leaves, treedef = jax.tree.flatten(params)
+  new_p, new_m = call_kernel(
+      rule.kernel, rule.flag, prep.scalars, p_leaves, jax.tree.leaves(grads),
+      [jax.tree.leaves(m) for m in prep.moments],
+  )
+  unflatten = functools.partial(jax.tree.unflatten, treedef)
+  return unflatten(new_p), prep.rebuild(*map(unflatten, new_m))
+
+
+def _reference_path(tx, grads, state, params, **extra_args):
+  updates, state = tx.update(grads, state, params, **extra_args)
+  return tree_lib.apply_updates(params, updates), state
+
+
+def apply_step(
+    tx: base.GradientTransformation,
+    grads: base.Updates,
+    state: base.OptState,
+    params: base.Params,
+    *,
+    fused: Optional[bool] = None,
+    **extra_args: Any,
+) -> tuple[base.Params, base.OptState]:
+  r"""One optimizer step: ``params, state = apply_step(tx, grads, state, params)``.
+
+  .. math:: (w_t, s_t) = \mathrm{apply\_updates}(w_{t-1}, \mathrm{update}(g_t, s_{t-1}, w_{t-1}))
+
+  The same result as ``updates, state = tx.update(grads, state, params)``
+  followed by ``params = apply_updates(params, updates)`` (notes 000's
+  ``w -= lr * dw``, in whatever form ``tx`` gives it), taken in one fused
+  in-place pass where a kernel exists (see the module docstring for which
+  optimizers, when, and the numbers). Call it inside ``jax.jit`` with params
+  and state donated (``donate_argnums``) so the pass writes into their
+  buffers. optax has no such function.
+
+  Args:
+    tx: any transform (ours, optax's, a chain).
+    grads: gradients, laid out like ``params``.
+    state: ``tx``'s state.
+    params: current parameters.
+    fused: ``None`` (default) picks the kernel where it applies, ``True``
+      requires it (``ValueError`` saying why where it cannot run), ``False``
+      never uses it. ``JAXOPT_NOTES_FUSED=0`` in the environment turns the
+      default off.
+    **extra_args: passed to ``tx.update`` on the reference path.
+  """
+  if fused not in (None, True, False):
+    raise TypeError(f"`fused` must be None, True or False; got {fused!r}")
+  if fused is None and os.environ.get("JAXOPT_NOTES_FUSED", "1") == "0":
+    fused = False
+  if fused is False:
+    return _reference_path(tx, grads, state, params, **extra_args)
+  rule = rule_of(tx)
+  reason = _why_not(rule, grads, state, params, auto=fused is None)
+  if reason:
+    if fused:
+      raise ValueError(f"apply_step(fused=True) cannot use the fused kernel: {reason}")
+    return _reference_path(tx, grads, state, params, **extra_args)
+
+  @jax.custom_jvp
+  def step(g, s, p):
+    return _fused_path(rule, g, s, p)
+
+  # Derivatives through a step (meta-learning) follow the reference path.
+  step.defjvp(lambda primals, tangents: jax.jvp(
+      lambda g, s, p: _reference_path(tx, g, s, p), primals, tangents))
+  return step(grads, state, params)
