@@ -5,18 +5,27 @@ Run from the repository root (after `pip install ".[test]"`, which brings optax 
     python benchmarks/bench_step.py                      # every shape, the default optimizers
     python benchmarks/bench_step.py --shapes b --optimizers adam --repeats 30
 
-For each (shape, optimizer) it measures, in one process and alternating between the libraries:
+For each (shape, optimizer) it measures, in one process and alternating between the runners:
 
-* the median time of one jit-compiled update step with params and optimizer state donated
-  (``donate_argnums``), after warm-up;
-* the compile time of that step;
+* the median time of one jit-compiled step with params and optimizer state donated
+  (``donate_argnums``), after warm-up: ours is ``jn.apply_step`` (the fused single-pass kernel
+  where it applies, see ``jaxopt_notes/fused.py``), optax's is ``update`` + ``apply_updates``;
+* "ours flat": the same optimizer on the params concatenated into one vector (what
+  ``fit(..., flat_params=True)`` trains), for the shapes with many leaves;
 * for torch, ``optimizer.step()`` with ``fused=True`` where torch has a fused CPU kernel
-  (SGD, Adam, AdamW, Adagrad), else its default.
+  (SGD, Adam, AdamW, Adagrad), else its default (RMSprop);
+* the compile time of each jitted step, and its peak memory from XLA's memory analysis
+  (arguments + outputs not aliased to a donated input + temporaries) as a multiple of
+  params + grads + state;
+* for shape b, the achieved bandwidth (nominal bytes: 28 per parameter for Adam/AdamW, 20 for the
+  others) next to an in-place streaming kernel with Adam's traffic and no arithmetic;
+* once, the trace + compile time of a 10-transform chain over 200 leaves, ours vs optax.
 
-and prints a markdown table with the ratios ``ours / optax`` and ``ours / torch`` (below 1 is
+It prints markdown tables with the ratios ``ours / optax`` and ``ours / torch`` (below 1 is
 faster). Shapes (issue "Speed"): a-small ~200 leaves of 1k-10k float32 params; a-large ~200
 leaves totalling ~30M; b one 50M leaf; c a tiny model (<10k params, dispatch-bound); d bf16
-params with float32 moments (ours and optax only: torch's fused kernels need one dtype).
+params with float32 moments (ours and optax only: torch's fused kernels need one dtype; the
+fused kernel is float32-only, so ours runs the reference path there).
 """
 
 from __future__ import annotations
@@ -71,28 +80,59 @@ def _optimizers(name: str, bf16: bool):
   return table[name]
 
 
-def _jax_runner(tx, sizes: list[int], dtype) -> tuple[Callable[[], None], float]:
-  """A zero-argument callable that runs one donated step, and the compile time."""
+class _Runner:
+  """One compiled, donated step: ``run()`` advances it; compile time and memory."""
+
+  def __init__(self, step, params, state, grads):
+    jitted = jax.jit(step, donate_argnums=(0, 1))
+    t0 = time.perf_counter()
+    self.compiled = jitted.lower(params, state, grads).compile()
+    self.compile_s = time.perf_counter() - t0
+    mem = self.compiled.memory_analysis()
+    # Live at the peak: inputs, plus outputs that could not reuse a donated
+    # input, plus XLA's temporaries.
+    self.peak_bytes = (mem.argument_size_in_bytes + mem.output_size_in_bytes
+                       - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
+    self.budget_bytes = sum(x.nbytes for x in jax.tree.leaves((params, state, grads)))
+    self.box = [params, state]
+    self.grads = grads
+
+  def __call__(self):
+    self.box[0], self.box[1] = self.compiled(self.box[0], self.box[1], self.grads)
+    jax.block_until_ready(self.box[0])
+
+
+def _problem(tx, sizes: list[int], dtype, flat: bool = False):
   keys = jax.random.split(jax.random.key(0), len(sizes))
-  params = {f"p{i}": jax.random.normal(k, (n,), dtype) for i, (k, n) in enumerate(zip(keys, sizes))}
+  params = {f"p{i:03d}": jax.random.normal(k, (n,), dtype) for i, (k, n) in enumerate(zip(keys, sizes))}
+  if flat:
+    params = {"flat": jnp.concatenate(list(params.values()))}
   grads = jax.tree.map(lambda p: (p * 1e-3).astype(p.dtype), params)
-  state = tx.init(params)
+  return params, tx.init(params), grads
 
-  def step(params, state, grads):
-    updates, state = tx.update(grads, state, params)
-    return jn.apply_updates(params, updates), state
 
-  jitted = jax.jit(step, donate_argnums=(0, 1))
-  t0 = time.perf_counter()
-  compiled = jitted.lower(params, state, grads).compile()
-  compile_s = time.perf_counter() - t0
-  box = [params, state]
+def _jax_runner(tx, sizes: list[int], dtype, *, fused: bool | None, flat: bool = False) -> _Runner:
+  """Our step (``apply_step``; ``fused=False`` is the reference path, which
+  for optax's transforms is exactly ``update`` + ``apply_updates``)."""
+  params, state, grads = _problem(tx, sizes, dtype, flat)
+  return _Runner(lambda p, s, g: jn.apply_step(tx, g, s, p, fused=fused), params, state, grads)
 
-  def run():
-    box[0], box[1] = compiled(box[0], box[1], grads)
-    jax.block_until_ready(box[0])
 
-  return run, compile_s
+def _stream_runner(n: int) -> _Runner | None:
+  """The in-place streaming kernel: Adam's traffic (4 reads, 3 writes), no math."""
+  if not jn.fused_status().available:
+    return None
+  from jaxopt_notes import fused  # pylint: disable=g-import-not-at-top
+  params = {"p": jnp.ones((n,), jnp.float32)}
+  state = (jnp.ones((n,), jnp.float32), jnp.ones((n,), jnp.float32))
+  grads = {"p": jnp.ones((n,), jnp.float32)}
+
+  def step(p, s, g):
+    new_p, (m, v) = fused.call_kernel("stream", False, jnp.ones((1,), jnp.float32),
+                                      [p["p"]], [g["p"]], [[s[0]], [s[1]]])
+    return {"p": new_p[0]}, (m[0], v[0])
+
+  return _Runner(step, params, state, grads)
 
 
 def _torch_runner(factory, sizes: list[int]) -> Callable[[], None] | None:
@@ -124,15 +164,70 @@ def _median_times(runners: dict[str, Callable[[], None]], repeats: int) -> dict[
   return {k: statistics.median(v) for k, v in samples.items()}
 
 
+def _ms(t: dict[str, float], key: str) -> str:
+  return f"{t[key] * 1e3:.3f}" if key in t else "-"
+
+
+def _ratio(t: dict[str, float], num: str, den: str) -> str:
+  return f"{t[num] / t[den]:.2f}" if num in t and den in t else "-"
+
+
+def _peak(r: _Runner) -> str:
+  """Peak memory as a multiple of params + grads + state (the floor)."""
+  return f"{r.peak_bytes / r.budget_bytes:.2f}x"
+
+
+# Nominal bytes moved per float32 parameter: reads of params, grads and state,
+# writes of params and state.
+_BYTES_PER_PARAM = {"adam": 28, "adamw": 28, "sgd_momentum": 20, "rmsprop": 20, "adagrad": 20}
+
+
+def _chain_compile_times(n_leaves: int = 200, size: int = 1000, tries: int = 3) -> tuple[float, float]:
+  """Trace+compile seconds of a 10-transform chain over ``n_leaves`` leaves: ours, optax."""
+  import optax  # pylint: disable=g-import-not-at-top
+
+  def build(lib):
+    return lib.chain(
+        lib.clip_by_global_norm(1.0), lib.add_decayed_weights(1e-4), lib.scale_by_adam(),
+        lib.trace(0.9), lib.scale_by_rms(), lib.clip(1.0), lib.add_decayed_weights(1e-5),
+        lib.scale(0.5), lib.ema(0.99), lib.scale_by_learning_rate(1e-3),
+    )
+
+  params = {f"p{i:03d}": jnp.ones((size,), jnp.float32) for i in range(n_leaves)}
+  out = []
+  for lib in (jn, optax):
+    times = []
+    for _ in range(tries):
+      tx = build(lib)  # a new chain each time: nothing comes from jit's cache
+      state = tx.init(params)
+
+      def step(p, s, g, tx=tx, lib=lib):
+        u, s = tx.update(g, s, p)
+        return lib.apply_updates(p, u), s
+
+      t0 = time.perf_counter()
+      jax.jit(step, donate_argnums=(0, 1)).lower(params, state, params).compile()
+      times.append(time.perf_counter() - t0)
+    out.append(statistics.median(times))
+  return out[0], out[1]
+
+
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--shapes", default="a-small,a-large,b,c,d")
   parser.add_argument("--optimizers", default="adam,adamw,sgd_momentum,rmsprop,adagrad")
   parser.add_argument("--repeats", type=int, default=20)
+  parser.add_argument("--no-compile-chain", action="store_true",
+                      help="skip the 10-transform chain compile-time comparison")
   args = parser.parse_args(argv)
-  print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {args.repeats} repeats, median step")
-  print("| shape | optimizer | ours ms | optax ms | torch ms | ours/optax | ours/torch | compile ours s | compile optax s |")
-  print("|---|---|---|---|---|---|---|---|---|")
+  status = jn.fused_status()
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {args.repeats} repeats, median step; "
+        f"fused kernel: {'built' if status.available else 'not built: ' + status.reason}")
+  print()
+  print("| shape | optimizer | ours ms | optax ms | torch ms | ours/optax | ours/torch "
+        "| ours flat ms | flat/optax | compile ours s | compile optax s | peak ours | peak optax |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+  b_rows = []
   for shape in args.shapes.split(","):
     sizes = _leaf_sizes(shape)
     bf16 = shape == "d"
@@ -140,17 +235,46 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.optimizers.split(","):
       ours_f, optax_f, torch_f = _optimizers(name, bf16)
       runners: dict[str, Any] = {}
-      runners["ours"], c_ours = _jax_runner(ours_f(), sizes, dtype)
-      runners["optax"], c_optax = _jax_runner(optax_f(), sizes, dtype)
+      runners["ours"] = _jax_runner(ours_f(), sizes, dtype, fused=None)
+      runners["optax"] = _jax_runner(optax_f(), sizes, dtype, fused=False)
+      if len(sizes) > 1 and not bf16:
+        runners["flat"] = _jax_runner(ours_f(), sizes, dtype, fused=None, flat=True)
+      if shape == "b" and (stream := _stream_runner(sizes[0])) is not None:
+        runners["stream"] = stream
       torch_run = None if bf16 else _torch_runner(torch_f, sizes)
       if torch_run is not None:
         runners["torch"] = torch_run
       t = _median_times(runners, args.repeats)
-      torch_ms = f"{t['torch'] * 1e3:.3f}" if "torch" in t else "-"
-      vs_torch = f"{t['ours'] / t['torch']:.2f}" if "torch" in t else "-"
-      print(f"| {shape} | {name} | {t['ours'] * 1e3:.3f} | {t['optax'] * 1e3:.3f} | {torch_ms} | "
-            f"{t['ours'] / t['optax']:.2f} | {vs_torch} | {c_ours:.2f} | {c_optax:.2f} |", flush=True)
+      ours, opt = runners["ours"], runners["optax"]
+      print("| " + " | ".join([
+          shape, name, _ms(t, "ours"), _ms(t, "optax"), _ms(t, "torch"),
+          _ratio(t, "ours", "optax"), _ratio(t, "ours", "torch"),
+          _ms(t, "flat"), _ratio(t, "flat", "optax"),
+          f"{ours.compile_s:.2f}", f"{opt.compile_s:.2f}", _peak(ours), _peak(opt),
+      ]) + " |", flush=True)
+      if shape == "b":
+        nbytes = _BYTES_PER_PARAM[name] * sizes[0]
+        gbs = {k: nbytes / v / 1e9 for k, v in t.items()}
+        if "stream" in t:
+          gbs["stream"] = 28 * sizes[0] / t["stream"] / 1e9
+        b_rows.append((name, gbs))
       del runners
+  if b_rows:
+    print()
+    print("Shape b, achieved GB/s of nominal traffic (stream: the in-place kernel with Adam's "
+          "4 reads + 3 writes per element and no math):")
+    print()
+    print("| optimizer | ours GB/s | optax GB/s | torch GB/s | stream GB/s | ours/stream |")
+    print("|---|---|---|---|---|---|")
+    for name, gbs in b_rows:
+      cells = [f"{gbs[k]:.1f}" if k in gbs else "-" for k in ("ours", "optax", "torch", "stream")]
+      share = f"{gbs['ours'] / gbs['stream']:.2f}" if "stream" in gbs else "-"
+      print("| " + " | ".join([name, *cells, share]) + " |")
+  if not args.no_compile_chain:
+    ours_c, optax_c = _chain_compile_times()
+    print()
+    print(f"Compile (trace + lower + XLA) of a 10-transform chain over 200 leaves: ours {ours_c:.2f} s, "
+          f"optax {optax_c:.2f} s, ratio {ours_c / optax_c:.2f}")
 
 
 if __name__ == "__main__":

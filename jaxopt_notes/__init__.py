@@ -60,6 +60,7 @@ from jaxopt_notes.checkpoint import (
 from jaxopt_notes.clipping import clip, clip_by_global_norm
 from jaxopt_notes.combine import chain, named_chain
 from jaxopt_notes.data import minibatches, steps_per_epoch
+from jaxopt_notes.fused import FusedStatus, apply_step, fused_status
 from jaxopt_notes.gradcheck import GradientCheckError, gradient_check
 from jaxopt_notes.hyperparams import (
     InjectHyperparamsState,
@@ -193,6 +194,8 @@ __all__ = [
     # many devices
     "bytes_per_device", "placed_like", "shard_state", "sharding",
     "state_shardings", "zero1_spec",
+    # fused steps
+    "FusedStatus", "apply_step", "fused_status",
     # training helpers
     "GradientCheckError", "ReduceLROnPlateauState", "fit", "gradient_check",
     "minibatches", "newton", "reduce_on_plateau", "scale_by_newton",

@@ -16,6 +16,13 @@ How it runs:
   second copy of the model and its moments every step. ``fit`` therefore
   copies the params it is given (the caller's arrays stay valid) and hands
   callbacks copies too;
+* the step is :func:`~jaxopt_notes.apply_step`: for the optimizers that have
+  one (see :mod:`jaxopt_notes.fused`), a single fused in-place pass over
+  params, grads and state on the CPU, working into the donated buffers;
+* ``flat_params=True`` trains one flat vector instead of the params' tree
+  (``jax.flatten_util.ravel_pytree``): the optimizer step then touches three
+  or four buffers instead of hundreds, which is what makes models of many
+  small leaves fast;
 * every update receives the step's loss as the extra arguments ``value=``,
   ``grad=`` and ``value_fn=`` (``GradientTransformationExtraArgs``), so
   :func:`reduce_on_plateau`, :func:`newton` and ``optax.lbfgs`` work inside
@@ -29,11 +36,13 @@ import math
 from typing import Any, Callable, Optional, Sequence
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_notes import base
 from jaxopt_notes import data as data_lib
+from jaxopt_notes import fused as fused_lib
 from jaxopt_notes import tree as tree_lib
 from jaxopt_notes import validation as checks
 
@@ -90,16 +99,15 @@ def _check_args(loss_fn, optimizer, epochs, patience, min_delta, validation, cal
   return tx, callbacks
 
 
-def _make_step(loss_fn: LossFn, tx: base.GradientTransformationExtraArgs):
+def _make_step(loss_fn: LossFn, tx: base.GradientTransformationExtraArgs, fused: Optional[bool]):
   """One update on one batch; also returns the loss and the injected lr."""
 
   def step(params, opt_state, batch):
     loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-    updates, opt_state = tx.update(
-        grads, opt_state, params,
+    params, opt_state = fused_lib.apply_step(
+        tx, grads, opt_state, params, fused=fused,
         value=loss, grad=grads, value_fn=lambda p: loss_fn(p, batch),
     )
-    params = tree_lib.apply_updates(params, updates)
     logs = {"loss": loss}
     lr = injected_learning_rate(opt_state)
     if lr is not None:
@@ -153,6 +161,8 @@ def fit(
     drop_remainder: bool = False,
     schedule: Optional[base.Schedule] = None,
     scan: bool = True,
+    fused: Optional[bool] = None,
+    flat_params: bool = False,
 ) -> tuple[base.Params, dict[str, list[float]]]:
   r"""Minimizes ``loss_fn`` over ``data`` with ``optimizer``, epoch by epoch.
 
@@ -221,6 +231,12 @@ def fit(
       ``False`` makes one compiled call per batch, fed by
       :func:`minibatches` (same batches, a few ulps apart from the scanned
       run, as XLA fuses the loop body differently).
+    fused: passed to :func:`~jaxopt_notes.apply_step`: ``None`` (default)
+      uses the fused kernel where it applies, ``False`` never.
+    flat_params: train ``ravel_pytree(params)``, one vector, and unravel it
+      for ``loss_fn``, callbacks and the result (default ``False``). All
+      leaves must share one dtype. The optimizer state (also what callbacks
+      receive) is then laid out over that vector.
 
   Returns:
     ``(params, history)``.
@@ -245,9 +261,13 @@ def fit(
   data = jax.device_put(data)
   steps = data_lib.steps_per_epoch(n, b, drop_remainder)
 
+  checks.check_flags(flat_params=flat_params)
+  unravel = lambda w: w  # pylint: disable=unnecessary-lambda-assignment
+  if flat_params:
+    params, unravel, loss_fn = _flatten_problem(params, loss_fn)
   params = _fresh_copy(params)
   opt_state = _fresh_copy(tx.init(params))
-  step = _make_step(loss_fn, tx)
+  step = _make_step(loss_fn, tx, fused)
   if scan:
     run_epoch = jax.jit(_make_epoch(step, n, b, drop_remainder), donate_argnums=(0, 1))
   else:
@@ -308,7 +328,7 @@ def fit(
 
       if callbacks:
         requests = [
-            cb(epoch, _fresh_copy(params), _fresh_copy(opt_state), history)
+            cb(epoch, unravel(_fresh_copy(params)), _fresh_copy(opt_state), history)
             for cb in callbacks
         ]
         stop = stop or any(bool(r) for r in requests if r is not None)
@@ -323,4 +343,16 @@ def fit(
 
   if patience is not None and restore_best and best_params is not None:
     params = best_params
-  return params, history
+  return unravel(params), history
+
+
+def _flatten_problem(params, loss_fn):
+  """One flat vector for ``params``, its inverse, and the loss over the vector."""
+  dtypes = {jnp.result_type(x) for x in jax.tree.leaves(params)}
+  if len(dtypes) > 1:
+    raise ValueError(
+        "flat_params=True needs params of one dtype (a flat vector has one); got "
+        f"{sorted(str(d) for d in dtypes)}"
+    )
+  flat, unravel = jax.flatten_util.ravel_pytree(params)
+  return flat, unravel, lambda w, batch: loss_fn(unravel(w), batch)
