@@ -284,9 +284,11 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
 def _fused_path(rule: _Rule, grads, state, params):
   prep = rule.prepare(state)
   p_leaves, treedef = jax.tree.flatten(params)
+  # Python scalars (allowed as leaves) become arrays with a shape.
+  leaves = lambda tree: [jnp.asarray(x) for x in jax.tree.leaves(tree)]  # pylint: disable=unnecessary-lambda-assignment
   new_p, new_m = call_kernel(
-      rule.kernel, rule.flag, prep.scalars, p_leaves, jax.tree.leaves(grads),
-      [jax.tree.leaves(m) for m in prep.moments],
+      rule.kernel, rule.flag, prep.scalars, leaves(params), leaves(grads),
+      [leaves(m) for m in prep.moments],
   )
   unflatten = functools.partial(jax.tree.unflatten, treedef)
   return unflatten(new_p), prep.rebuild(*map(unflatten, new_m))
@@ -329,7 +331,7 @@ def apply_step(
       default off.
     **extra_args: passed to ``tx.update`` on the reference path.
   """
-  if fused not in (None, True, False):
+  if fused is not None and not isinstance(fused, bool):
     raise TypeError(f"`fused` must be None, True or False; got {fused!r}")
   if fused is None and os.environ.get("JAXOPT_NOTES_FUSED", "1") == "0":
     fused = False

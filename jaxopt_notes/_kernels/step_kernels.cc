@@ -89,7 +89,7 @@ struct Adam {  // hp: 1-b1, b1, 1-b2, b2, bc1, bc2, eps_root, eps, wd, -lr
       const float gi = g[i], pi = p0[i];
       const float m = madd<kFma>(c1, gi, b1 * m0[i]);
       const float v = madd<kFma>(c2, gi * gi, b2 * v0[i]);
-      float u = (m * r1) / (std::sqrt(v * r2 + eps_root) + eps);
+      float u = (m * r1) / (std::sqrt(madd<kFma>(v, r2, eps_root)) + eps);
       if constexpr (kWd) u = madd<kFma>(lam, pi, u);
       p1[i] = madd<kFma>(lr, u, pi);
       m1[i] = m;
