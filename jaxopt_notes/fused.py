@@ -47,8 +47,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.metadata
 import importlib.util
 import os
+import pathlib
 import weakref
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
@@ -58,7 +60,7 @@ import jax.numpy as jnp
 from jaxopt_notes import base
 from jaxopt_notes import tree as tree_lib
 
-__all__ = ["apply_step", "fused_status", "FusedStatus"]
+__all__ = ["apply_step", "fused_status", "FusedStatus", "kernel_library_path"]
 
 _F32 = jnp.float32
 _TARGETS = {
@@ -88,20 +90,41 @@ def fused_status() -> FusedStatus:
   C++ compiler was found the install still succeeds and everything runs on
   the reference path, which this status then explains.
   """
-  spec = importlib.util.find_spec("jaxopt_notes._step_kernels")
-  if spec is None or spec.origin is None:
+  path = kernel_library_path()
+  if path is None:
     return FusedStatus(False, None, False, "the kernel library was not built at install time "
                        "(no C++ compiler?); reinstall with one to enable it")
   try:
-    lib = ctypes.CDLL(spec.origin)
+    lib = ctypes.CDLL(path)
     for name, symbol in _TARGETS.items():
       jax.ffi.register_ffi_target(
           f"jaxopt_notes_{name}", jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu"
       )
     fma = bool(lib.JonHostHasFma())
   except (OSError, AttributeError, TypeError, ValueError) as e:
-    return FusedStatus(False, spec.origin, False, f"loading {spec.origin} failed: {e}")
-  return FusedStatus(True, spec.origin, fma, "")
+    return FusedStatus(False, path, False, f"loading {path} failed: {e}")
+  return FusedStatus(True, path, fma, "")
+
+
+def kernel_library_path() -> Optional[str]:
+  """The built kernel library: next to this package, else in the installed one.
+
+  The second case is a source checkout imported ahead of the installed
+  package (``python -m pytest`` in the repository puts the checkout first on
+  ``sys.path``) while ``pip install .`` built the kernel into site-packages.
+  """
+  spec = importlib.util.find_spec("jaxopt_notes._step_kernels")
+  if spec is not None and spec.origin is not None:
+    return spec.origin
+  # Every installed copy on sys.path: the checkout's own egg-info, left by an
+  # in-tree build, lists sources only.
+  files = [f for d in importlib.metadata.distributions(name="jaxopt_notes") for f in d.files or []]
+  for f in files:
+    if f.name.startswith("_step_kernels.") and f.suffix in (".so", ".pyd", ".dylib"):
+      located = pathlib.Path(str(f.locate()))
+      if located.exists():
+        return str(located)
+  return None
 
 
 class _Prepared(NamedTuple):
