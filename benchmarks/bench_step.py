@@ -2,7 +2,7 @@
 
 Run from the repository root (after `pip install ".[test]"`, which brings optax and torch):
 
-    python benchmarks/bench_step.py                      # every shape, the default optimizers
+    python benchmarks/bench_step.py                      # every shape, every optimizer
     python benchmarks/bench_step.py --shapes b --optimizers adam --repeats 30
 
 For each (shape, optimizer) it measures, in one process and alternating between the runners:
@@ -74,6 +74,22 @@ def _optimizers(name: str, bf16: bool):
                   lambda p, torch: torch.optim.RMSprop(p, lr=1e-3, alpha=0.9)),
       "adagrad": (lambda: jn.adagrad(1e-2), lambda: optax.adagrad(1e-2),
                   lambda p, torch: torch.optim.Adagrad(p, lr=1e-2, fused=True)),
+      "sgd": (lambda: jn.sgd(1e-2), lambda: optax.sgd(1e-2),
+              lambda p, torch: torch.optim.SGD(p, lr=1e-2, fused=True)),
+      "nadam": (lambda: jn.nadam(1e-3, **mu), lambda: optax.nadam(1e-3, **mu),
+                lambda p, torch: torch.optim.NAdam(p, lr=1e-3)),
+      "nadamw": (lambda: jn.nadamw(1e-3, weight_decay=1e-2, **mu),
+                 lambda: optax.nadamw(1e-3, weight_decay=1e-2, **mu),
+                 lambda p, torch: torch.optim.NAdam(p, lr=1e-3, weight_decay=1e-2,
+                                                    decoupled_weight_decay=True)),
+      "radam": (lambda: jn.radam(1e-3), lambda: optax.radam(1e-3),
+                lambda p, torch: torch.optim.RAdam(p, lr=1e-3)),
+      "amsgrad": (lambda: jn.amsgrad(1e-3, **mu), lambda: optax.amsgrad(1e-3, **mu),
+                  lambda p, torch: torch.optim.Adam(p, lr=1e-3, amsgrad=True, fused=True)),
+      "adamax": (lambda: jn.adamax(1e-3), lambda: optax.adamax(1e-3),
+                 lambda p, torch: torch.optim.Adamax(p, lr=1e-3)),
+      "adadelta": (lambda: jn.adadelta(1.0), lambda: optax.adadelta(1.0),
+                   lambda p, torch: torch.optim.Adadelta(p, lr=1.0)),
   }
   if name not in table:
     raise ValueError(f"unknown optimizer {name!r}; valid: {sorted(table)}")
@@ -179,7 +195,11 @@ def _peak(r: _Runner) -> str:
 
 # Nominal bytes moved per float32 parameter: reads of params, grads and state,
 # writes of params and state.
-_BYTES_PER_PARAM = {"adam": 28, "adamw": 28, "sgd_momentum": 20, "rmsprop": 20, "adagrad": 20}
+_BYTES_PER_PARAM = {"adam": 28, "adamw": 28, "sgd_momentum": 20, "rmsprop": 20, "adagrad": 20,
+                    "sgd": 12, "nadam": 28, "nadamw": 28, "radam": 28, "amsgrad": 36,
+                    "adamax": 28, "adadelta": 28}
+_ALL = ("adam", "adamw", "sgd_momentum", "rmsprop", "adagrad", "sgd", "nadam", "nadamw", "radam",
+        "amsgrad", "adamax", "adadelta")
 
 
 def _chain_compile_times(n_leaves: int = 200, size: int = 1000, tries: int = 3) -> tuple[float, float]:
@@ -215,7 +235,7 @@ def _chain_compile_times(n_leaves: int = 200, size: int = 1000, tries: int = 3) 
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--shapes", default="a-small,a-large,b,c,d")
-  parser.add_argument("--optimizers", default="adam,adamw,sgd_momentum,rmsprop,adagrad")
+  parser.add_argument("--optimizers", default=",".join(_ALL))
   parser.add_argument("--repeats", type=int, default=20)
   parser.add_argument("--no-compile-chain", action="store_true",
                       help="skip the 10-transform chain compile-time comparison")
