@@ -5,7 +5,8 @@ Run from the repository root (after `pip install ".[test]"`, which brings optax 
     python benchmarks/bench_step.py                      # every shape, every optimizer
     python benchmarks/bench_step.py --shapes b --optimizers adam --repeats 30
 
-For each (shape, optimizer) it measures, in one process and alternating between the runners:
+For each (shape, optimizer) it measures, in one process, interleaving the runners in a fresh
+random order each round:
 
 * the median time of one jit-compiled step with params and optimizer state donated
   (``donate_argnums``), after warm-up: ours is ``jn.apply_step`` (the fused single-pass kernel
@@ -31,6 +32,9 @@ fused kernel is float32-only, so ours runs the reference path there).
 from __future__ import annotations
 
 import argparse
+import collections
+import random
+import re
 import statistics
 import time
 from typing import Any, Callable
@@ -112,6 +116,10 @@ class _Runner:
     self.budget_bytes = sum(x.nbytes for x in jax.tree.leaves((params, state, grads)))
     self.box = [params, state]
     self.grads = grads
+    text = self.compiled.as_text()
+    self.fused = "jaxopt_notes_" in text
+    # Instruction kinds and counts: equal for the same program up to names.
+    self.ops = collections.Counter(re.findall(r"= \S+ ([\w-]+)\(", text))
 
   def __call__(self):
     self.box[0], self.box[1] = self.compiled(self.box[0], self.box[1], self.grads)
@@ -170,10 +178,14 @@ def _median_times(runners: dict[str, Callable[[], None]], repeats: int) -> dict[
     run()
   samples: dict[str, list[float]] = {k: [] for k in runners}
   names = list(runners)
-  for r in range(repeats):
-    # Alternate so drift hits every library alike, and rotate the order: a step
-    # that follows another library's step finds the cache full of its buffers.
-    for name in names[r % len(names):] + names[:r % len(names)]:
+  rng = random.Random(0)
+  for _ in range(repeats):
+    # Interleave so drift hits every runner alike, in a fresh random order each
+    # round: a step pays for the cache its predecessor left, and a fixed
+    # (even rotated) cycle gives every runner the same predecessor each time.
+    order = names[:]
+    rng.shuffle(order)
+    for name in order:
       t0 = time.perf_counter()
       runners[name]()
       samples[name].append(time.perf_counter() - t0)
@@ -186,6 +198,13 @@ def _ms(t: dict[str, float], key: str) -> str:
 
 def _ratio(t: dict[str, float], num: str, den: str) -> str:
   return f"{t[num] / t[den]:.2f}" if num in t and den in t else "-"
+
+
+def _program(ours: _Runner, opt: _Runner) -> str:
+  """Which program ours ran: the fused kernel, or the same HLO as optax's."""
+  if ours.fused:
+    return "fused"
+  return "= optax" if ours.ops == opt.ops else "differs"
 
 
 def _peak(r: _Runner) -> str:
@@ -236,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--shapes", default="a-small,a-large,b,c,d")
   parser.add_argument("--optimizers", default=",".join(_ALL))
-  parser.add_argument("--repeats", type=int, default=20)
+  parser.add_argument("--repeats", type=int, default=30)
   parser.add_argument("--no-compile-chain", action="store_true",
                       help="skip the 10-transform chain compile-time comparison")
   args = parser.parse_args(argv)
@@ -244,9 +263,9 @@ def main(argv: list[str] | None = None) -> None:
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {args.repeats} repeats, median step; "
         f"fused kernel: {'built' if status.available else 'not built: ' + status.reason}")
   print()
-  print("| shape | optimizer | ours ms | optax ms | torch ms | ours/optax | ours/torch "
+  print("| shape | optimizer | ours | ours ms | optax ms | torch ms | ours/optax | ours/torch "
         "| ours flat ms | flat/optax | compile ours s | compile optax s | peak ours | peak optax |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
   b_rows = []
   for shape in args.shapes.split(","):
     sizes = _leaf_sizes(shape)
@@ -267,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
       t = _median_times(runners, args.repeats)
       ours, opt = runners["ours"], runners["optax"]
       print("| " + " | ".join([
-          shape, name, _ms(t, "ours"), _ms(t, "optax"), _ms(t, "torch"),
+          shape, name, _program(ours, opt), _ms(t, "ours"), _ms(t, "optax"), _ms(t, "torch"),
           _ratio(t, "ours", "optax"), _ratio(t, "ours", "torch"),
           _ms(t, "flat"), _ratio(t, "flat", "optax"),
           f"{ours.compile_s:.2f}", f"{opt.compile_s:.2f}", _peak(ours), _peak(opt),

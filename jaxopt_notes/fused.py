@@ -16,7 +16,9 @@ Which optimizers: :func:`~jaxopt_notes.sgd` (plain, momentum, Nesterov),
 no mask), :func:`~jaxopt_notes.rmsprop` (plain: not centred, no momentum, eps
 inside the root) and :func:`~jaxopt_notes.adagrad` (eps inside the root), with a
 constant or scheduled learning rate, when every param, grad and state leaf is
-float32.
+float32. Plain SGD is already a single loop in XLA, so by default it takes
+the kernel only up to 2**20 parameters, where the per-call overhead is what
+the kernel saves.
 
 When: ``apply_step(tx, grads, state, params)`` takes the kernel when ``tx`` is
 one of those, the kernel was built, JAX's default backend is the CPU with a
@@ -29,11 +31,16 @@ leaf for these steps, and the reference path is used.
 
 Numbers: the kernel does, per element, the same float32 operations as the
 code XLA:CPU emits for the reference path, including where XLA contracts a
-multiply and an add into one fused multiply-add and its flushing of
-denormals, so params and state are bitwise equal to ``tx.update`` +
-``apply_updates`` for SGD, momentum, Adam and AdamW. RMSProp and AdaGrad divide
-by a correctly rounded ``1 / sqrt``; XLA:CPU's ``rsqrt`` is its own
-approximation (within 1-2 ulp), so those two agree to a few ulp per step.
+multiply and an add into one fused multiply-add, its reciprocal for a
+division by the bias correction, its flushing of denormals and its rsqrt
+(the hardware estimate refined by Newton steps; which variant XLA uses on this
+CPU is checked once, at load, against ``jax.lax.rsqrt``). Params and state are
+therefore bitwise equal to ``tx.update`` + ``apply_updates`` for SGD,
+momentum, RMSProp, AdaGrad and single-leaf Adam/AdamW. With several leaves,
+XLA's simplifier rewrites Adam's ``(m / bc1) / (sqrt(v / bc2) + eps)``
+differently (as one division by a product), so there the params agree to a
+few ulp per step (the state stays bitwise equal): the same size as the
+difference between two XLA programs computing one formula.
 
 Trade-offs: the kernel is a custom call, so XLA cannot fuse it with the
 gradient computation, and under ``jit`` on several devices it would gather
@@ -47,6 +54,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import importlib.metadata
 import importlib.util
 import os
@@ -56,6 +64,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxopt_notes import base
 from jaxopt_notes import tree as tree_lib
@@ -63,6 +72,7 @@ from jaxopt_notes import tree as tree_lib
 __all__ = ["apply_step", "fused_status", "FusedStatus", "kernel_library_path"]
 
 _F32 = jnp.float32
+_SGD_MAX = 1 << 20  # params up to which plain SGD takes the kernel by default
 _TARGETS = {
     "adam": "JonAdamStep",
     "momentum": "JonMomentumStep",
@@ -80,6 +90,9 @@ class FusedStatus(NamedTuple):
   library: Optional[str]  # path of the built kernel library
   host_fma: bool  # the kernel (like XLA:CPU) uses fused multiply-adds
   reason: str  # empty when available
+  # Newton steps after the hardware estimate that reproduce jax.lax.rsqrt
+  # here (RMSProp, AdaGrad); 0: none does, and the kernel divides exactly.
+  rsqrt_steps: int = 0
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,9 +114,36 @@ def fused_status() -> FusedStatus:
           f"jaxopt_notes_{name}", jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu"
       )
     fma = bool(lib.JonHostHasFma())
+    steps = _rsqrt_steps(lib) if fma else 0
   except (OSError, AttributeError, TypeError, ValueError) as e:
     return FusedStatus(False, path, False, f"loading {path} failed: {e}")
-  return FusedStatus(True, path, fma, "")
+  return FusedStatus(True, path, fma, "", steps)
+
+
+def _rsqrt_steps(lib) -> int:
+  """How XLA:CPU computes float32 rsqrt here, as a number of Newton steps.
+
+  XLA:CPU refines the hardware estimate (whose bits differ between CPU
+  vendors) by one or two Newton steps, depending on the CPU and its version.
+  Running jax.lax.rsqrt and the kernel's loop on the same probe values finds
+  the variant to use; where none matches bit for bit, 0 (exact 1 / sqrt).
+  """
+  rng = np.random.default_rng(0)
+  x = np.abs(rng.standard_normal(4099)).astype(np.float32)
+  x *= (10.0 ** rng.uniform(-40, 38, x.size)).astype(np.float32)
+  x[:8] = [0.0, 1e-40, 1.17549435e-38, 1.0, 4.0, np.inf, np.nan, -1.0]
+  with jax.ensure_compile_time_eval():  # may run first inside a jit trace
+    want = np.asarray(jax.jit(jax.lax.rsqrt)(x))
+  lib.JonRsqrtProbe.restype = ctypes.c_int
+  lib.JonRsqrtProbe.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+  for steps in (2, 1):
+    got = np.empty_like(x)
+    if not lib.JonRsqrtProbe(x.ctypes.data, got.ctypes.data, x.size, steps):
+      return 0
+    if np.array_equal(got.view(np.uint32), want.view(np.uint32)) or (
+        np.array_equal(got, want, equal_nan=True)):
+      return steps
+  return 0
 
 
 def kernel_library_path() -> Optional[str]:
@@ -228,7 +268,8 @@ def rms_rule(decay, eps, lr_tx) -> _Rule:
     rms_state, lr_state, rest = state
     step, new_lr_state = _step_size(lr_tx, lr_state)
     return _Prepared(
-        jnp.stack([_f32(1 - decay), _f32(decay), _f32(eps), step]), (rms_state.nu,),
+        jnp.stack([_f32(1 - decay), _f32(decay), _f32(eps), step,
+                   _f32(fused_status().rsqrt_steps)]), (rms_state.nu,),
         lambda nu: (rms_state._replace(nu=nu), new_lr_state, rest),
     )
 
@@ -242,7 +283,8 @@ def rss_rule(eps, lr_tx) -> _Rule:
     rss_state, lr_state = state
     step, new_lr_state = _step_size(lr_tx, lr_state)
     return _Prepared(
-        jnp.stack([_f32(eps), step]), (rss_state.sum_of_squares,),
+        jnp.stack([_f32(eps), step, _f32(fused_status().rsqrt_steps)]),
+        (rss_state.sum_of_squares,),
         lambda s: (rss_state._replace(sum_of_squares=s), new_lr_state),
     )
 
@@ -301,6 +343,10 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
     for leaf, p in zip(leaves, p_leaves):
       if jnp.result_type(leaf) != _F32 or jnp.shape(leaf) != jnp.shape(p):
         return f"{name} leaves must be float32 arrays shaped like params; got {jnp.result_type(leaf)}"
+  if auto and rule.kernel == "sgd" and sum(math.prod(jnp.shape(p)) for p in p_leaves) > _SGD_MAX:
+    # Plain SGD is already one loop per leaf in XLA; measured, the kernel
+    # only wins where the per-call overhead dominates (small models).
+    return f"plain SGD on more than {_SGD_MAX} params: XLA's own loop is as fast"
   return ""
 
 

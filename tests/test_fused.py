@@ -1,6 +1,6 @@
 """apply_step and its fused CPU kernels: the same step as tx.update +
-apply_updates (bitwise for SGD and momentum, to a few ulp where XLA rewrites
-a division or approximates rsqrt), the kernel really in the compiled program
+apply_updates (bitwise for SGD, momentum, RMSProp, AdaGrad and one-leaf Adam;
+to a few ulp where XLA rewrites Adam's division), the kernel really in the compiled program
 where it applies and absent where it does not, in place under donation, and
 transparent to grad, vmap, extra arguments and eager calls."""
 
@@ -41,8 +41,9 @@ _CASES = {
     "adam": (lambda: jn.adam(1e-2), "adam", False),
     "adamw": (lambda: jn.adamw(1e-2, weight_decay=1e-2), "adam", False),
     "adam-cosine": (lambda: jn.adam(jn.cosine_decay_schedule(1e-2, 100)), "adam", False),
-    "rmsprop": (lambda: jn.rmsprop(1e-2), "rms", False),
-    "adagrad": (lambda: jn.adagrad(1e-2), "rss", False),
+    # Bitwise where the load-time check found XLA's rsqrt variant on this CPU.
+    "rmsprop": (lambda: jn.rmsprop(1e-2), "rms", jn.fused_status().rsqrt_steps > 0),
+    "adagrad": (lambda: jn.adagrad(1e-2), "rss", jn.fused_status().rsqrt_steps > 0),
 }
 
 
@@ -128,8 +129,8 @@ def test_matches_reference_path(case):
   """Fused vs tx.update + apply_updates on a nested tree, 50 steps under jit.
 
   Every step compares one fused step taken from the reference path's inputs;
-  the end compares the two trajectories. SGD and momentum are bitwise equal
-  throughout; for Adam(W), RMSProp and AdaGrad the state (moments, counts) is
+  the end compares the two trajectories. SGD, momentum, RMSProp and AdaGrad
+  are bitwise equal throughout; for Adam(W) the state (moments, counts) is
   bitwise equal and the params agree to a few ulp per step.
   """
   make, kernel, exact = _CASES[case]
@@ -512,3 +513,62 @@ def test_eager_matches_jit(case):
     )
     params, state = eager
   chex.assert_tree_all_finite(params)
+
+
+@needs_kernel
+def test_plain_sgd_on_big_params_keeps_xla_loop():
+  """Plain SGD over more than 2**20 params takes the reference path by default.
+
+  XLA already compiles it to one loop per leaf; the kernel is selected only
+  where it saves per-call overhead, and fused=True still forces it. Momentum
+  (two outputs per leaf) keeps the kernel at any size.
+  """
+  big = {"w": jnp.zeros((1 << 20) + 1, jnp.float32)}
+  small = {"w": jnp.zeros(1 << 20, jnp.float32)}
+  sgd = jn.sgd(1e-2)
+  assert "jaxopt_notes_sgd" not in _hlo(sgd, big, sgd.init(big), big)
+  assert "jaxopt_notes_sgd" in _hlo(sgd, big, sgd.init(big), big, fused=True)
+  assert "jaxopt_notes_sgd" in _hlo(sgd, small, sgd.init(small), small)
+  momentum = jn.sgd(1e-2, 0.9)
+  assert "jaxopt_notes_momentum" in _hlo(momentum, big, momentum.init(big), big)
+
+
+def test_kernel_built_where_a_compiler_is():
+  """On a machine with a C++ compiler, pip install must have built the kernel.
+
+  The extension is optional so that an install without a compiler succeeds;
+  this keeps a broken build from passing CI as "no compiler".
+  """
+  import shutil  # pylint: disable=g-import-not-at-top
+  if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+    pytest.skip("no C++ compiler on this machine")
+  assert jn.fused_status().available, jn.fused_status().reason
+
+
+@needs_kernel
+def test_rsqrt_variant_matches_xla():
+  """The rsqrt variant picked at load reproduces jax.lax.rsqrt on new values.
+
+  The load-time check used seeded probes; here other values, incl. the
+  special cases XLA treats apart (0, denormals, FLT_MIN, inf, NaN), go
+  through the kernel's AdaGrad step with g = 1, s = x - 1 and lr = -1, whose
+  new params are p - rsqrt(x) exactly for p = 0 (and s > 0).
+  """
+  steps = jn.fused_status().rsqrt_steps
+  if steps == 0:
+    pytest.skip("no rsqrt variant of this CPU matched XLA's; the kernel divides exactly")
+  rng = np.random.default_rng(123)
+  x = (np.abs(rng.standard_normal(10_001)) * 10.0 ** rng.uniform(-30, 30, 10_001)).astype(np.float32)
+  x[:5] = [1.0, 2.0, 1e30, 3.4e38, np.inf]
+  x = np.maximum(x, np.float32(1.5))  # keep s = x - 1 > 0 and exactly representable shifts
+  g = jnp.ones_like(x)
+  s0 = jnp.asarray(x - 1.0, jnp.float32)
+  exact = np.asarray(s0 + 1.0) == x
+  tx = jn.adagrad(1.0, eps=0.0)
+  state = (tx.init({"w": g})[0]._replace(sum_of_squares={"w": s0}), tx.init({"w": g})[1])
+  params = {"w": jnp.zeros_like(g)}
+  got, _ = jax.jit(_step_fn(tx, fused=True))({"w": g}, state, params)
+  # p + lr * r with p = 0, lr = -1: 0 - r, which is +0 (not -0) for r = rsqrt(inf) = 0.
+  want = np.float32(0.0) - np.asarray(jax.jit(jax.lax.rsqrt)(jnp.asarray(x)))
+  np.testing.assert_array_equal(_bits(np.asarray(got["w"])[exact]), _bits(want[exact]))
+  assert exact.mean() > 0.5

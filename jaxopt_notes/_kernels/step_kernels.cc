@@ -141,10 +141,147 @@ struct Sgd {  // hp: -lr
   }
 };
 
-struct Rms {  // hp: 1-decay, decay, eps, -lr
+#if defined(JON_X86)
+// XLA:CPU's float32 rsqrt on x86 with AVX: the hardware estimate, refined by
+// `steps` Newton steps (h = x*y*y - 1, y -= y*h/2, multiply-adds fused), the
+// raw estimate kept where x < FLT_MIN or x is +inf. The Python side checks at
+// load time which `steps` reproduces jax.lax.rsqrt bit for bit on this
+// machine (0: none does; then the loops below use the exact 1 / sqrt).
+template <int kSteps>
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 XlaRsqrt8(__m256 x) {
+  const __m256 y0 = _mm256_rsqrt_ps(x);
+  __m256 y = y0;
+  for (int k = 0; k < kSteps; ++k) {
+    const __m256 r2 = _mm256_mul_ps(x, y);
+    const __m256 half_r = _mm256_mul_ps(y, _mm256_set1_ps(-0.5f));
+    const __m256 h = _mm256_fmadd_ps(r2, y, _mm256_set1_ps(-1.0f));
+    y = _mm256_fmadd_ps(half_r, h, y);
+  }
+  const __m256 keep = _mm256_or_ps(
+      _mm256_cmp_ps(x, _mm256_set1_ps(1.17549435e-38f), _CMP_LT_OQ),
+      _mm256_cmp_ps(x, _mm256_set1_ps(__builtin_inff()), _CMP_EQ_OQ));
+  return _mm256_blendv_ps(y, y0, keep);
+}
+
+// One element the same way (XLA's loop remainders use the scalar estimate).
+template <int kSteps>
+__attribute__((target("avx2,fma"), always_inline)) inline float XlaRsqrt1(float x) {
+  return _mm256_cvtss_f32(XlaRsqrt8<kSteps>(_mm256_set1_ps(x)));
+}
+
+// Adds the leaf's RMSProp (kAdagrad false) or AdaGrad (true) step with XLA's rsqrt.
+template <bool kAdagrad, int kSteps>
+__attribute__((target("avx2,fma"))) void RootLoop(const float* hp, const Leaf& l, int64_t b,
+                                                  int64_t e) {
+  const float c = kAdagrad ? 1.0f : hp[0], d = kAdagrad ? 1.0f : hp[1];
+  const float eps = kAdagrad ? hp[0] : hp[2], lr = kAdagrad ? hp[1] : hp[3];
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    const __m256 g = _mm256_loadu_ps(l.g + i);
+    const __m256 s0 = _mm256_loadu_ps(l.s_in[0] + i);
+    __m256 s, r;
+    if constexpr (kAdagrad) {
+      s = _mm256_fmadd_ps(g, g, s0);
+      r = _mm256_and_ps(XlaRsqrt8<kSteps>(_mm256_add_ps(s, _mm256_set1_ps(eps))),
+                        _mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_GT_OQ));
+    } else {
+      s = _mm256_fmadd_ps(_mm256_set1_ps(c), _mm256_mul_ps(g, g),
+                          _mm256_mul_ps(_mm256_set1_ps(d), s0));
+      r = XlaRsqrt8<kSteps>(_mm256_add_ps(s, _mm256_set1_ps(eps)));
+    }
+    const __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(lr), _mm256_mul_ps(r, g),
+                                     _mm256_loadu_ps(l.p_in + i));
+    _mm256_storeu_ps(l.p_out + i, p);
+    _mm256_storeu_ps(l.s_out[0] + i, s);
+  }
+  for (; i < e; ++i) {
+    const float g = l.g[i];
+    float s, r;
+    if constexpr (kAdagrad) {
+      s = __builtin_fmaf(g, g, l.s_in[0][i]);
+      r = s > 0.0f ? XlaRsqrt1<kSteps>(s + eps) : 0.0f;
+    } else {
+      s = __builtin_fmaf(c, g * g, d * l.s_in[0][i]);
+      r = XlaRsqrt1<kSteps>(s + eps);
+    }
+    l.p_out[i] = __builtin_fmaf(lr, r * g, l.p_in[i]);
+    l.s_out[0][i] = s;
+  }
+}
+
+// The same with AVX-512: the estimate still comes from the 256-bit rsqrtps
+// (AVX-512's own rsqrt14 has other bits), the rest 16 lanes at a time.
+#define JON_AVX512 "avx512f,avx512vl,avx512dq,avx2,fma"
+template <int kSteps>
+__attribute__((target(JON_AVX512), always_inline)) inline __m512 XlaRsqrt16(__m512 x) {
+  const __m512 y0 = _mm512_insertf32x8(
+      _mm512_castps256_ps512(_mm256_rsqrt_ps(_mm512_castps512_ps256(x))),
+      _mm256_rsqrt_ps(_mm512_extractf32x8_ps(x, 1)), 1);
+  __m512 y = y0;
+  for (int k = 0; k < kSteps; ++k) {
+    const __m512 r2 = _mm512_mul_ps(x, y);
+    const __m512 half_r = _mm512_mul_ps(y, _mm512_set1_ps(-0.5f));
+    const __m512 h = _mm512_fmadd_ps(r2, y, _mm512_set1_ps(-1.0f));
+    y = _mm512_fmadd_ps(half_r, h, y);
+  }
+  const __mmask16 keep =
+      _mm512_cmp_ps_mask(x, _mm512_set1_ps(1.17549435e-38f), _CMP_LT_OQ) |
+      _mm512_cmp_ps_mask(x, _mm512_set1_ps(__builtin_inff()), _CMP_EQ_OQ);
+  return _mm512_mask_blend_ps(keep, y, y0);
+}
+
+template <bool kAdagrad, int kSteps>
+__attribute__((target(JON_AVX512))) void RootLoop512(const float* hp, const Leaf& l, int64_t b,
+                                                     int64_t e) {
+  const float c = kAdagrad ? 1.0f : hp[0], d = kAdagrad ? 1.0f : hp[1];
+  const float eps = kAdagrad ? hp[0] : hp[2], lr = kAdagrad ? hp[1] : hp[3];
+  int64_t i = b;
+  for (; i + 16 <= e; i += 16) {
+    const __m512 g = _mm512_loadu_ps(l.g + i);
+    const __m512 s0 = _mm512_loadu_ps(l.s_in[0] + i);
+    __m512 s, r;
+    if constexpr (kAdagrad) {
+      s = _mm512_fmadd_ps(g, g, s0);
+      r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_GT_OQ),
+                              XlaRsqrt16<kSteps>(_mm512_add_ps(s, _mm512_set1_ps(eps))));
+    } else {
+      s = _mm512_fmadd_ps(_mm512_set1_ps(c), _mm512_mul_ps(g, g),
+                          _mm512_mul_ps(_mm512_set1_ps(d), s0));
+      r = XlaRsqrt16<kSteps>(_mm512_add_ps(s, _mm512_set1_ps(eps)));
+    }
+    _mm512_storeu_ps(l.p_out + i, _mm512_fmadd_ps(_mm512_set1_ps(lr), _mm512_mul_ps(r, g),
+                                                  _mm512_loadu_ps(l.p_in + i)));
+    _mm512_storeu_ps(l.s_out[0] + i, s);
+  }
+  if (i < e) RootLoop<kAdagrad, kSteps>(hp, l, i, e);
+}
+
+bool HostHasAvx512Dq() {
+  static const bool has = __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+template <bool kAdagrad>
+void RootStepFast(const float* hp, const Leaf& l, int64_t b, int64_t e, int steps) {
+  const bool wide = HostHasAvx512Dq();
+  if (steps == 1) {
+    wide ? RootLoop512<kAdagrad, 1>(hp, l, b, e) : RootLoop<kAdagrad, 1>(hp, l, b, e);
+  } else {
+    wide ? RootLoop512<kAdagrad, 2>(hp, l, b, e) : RootLoop<kAdagrad, 2>(hp, l, b, e);
+  }
+}
+#endif  // JON_X86
+
+struct Rms {  // hp: 1-decay, decay, eps, -lr, rsqrt steps
   static constexpr int kState = 1;
   template <bool kFma>
   __attribute__((always_inline)) static inline void Run(const float* hp, bool, const Leaf& l, int64_t b, int64_t e) {
+    const int steps = static_cast<int>(hp[4]);
+#if defined(JON_X86)
+    if (kFma && steps > 0) return RootStepFast<false>(hp, l, b, e, steps);
+#endif
     const float c = hp[0], d = hp[1], eps = hp[2], lr = hp[3];
     const float* __restrict g = l.g;
     const float* __restrict p0 = l.p_in;
@@ -162,10 +299,14 @@ struct Rms {  // hp: 1-decay, decay, eps, -lr
   }
 };
 
-struct Rss {  // AdaGrad; hp: eps, -lr
+struct Rss {  // AdaGrad; hp: eps, -lr, rsqrt steps
   static constexpr int kState = 1;
   template <bool kFma>
   __attribute__((always_inline)) static inline void Run(const float* hp, bool, const Leaf& l, int64_t b, int64_t e) {
+    const int steps = static_cast<int>(hp[2]);
+#if defined(JON_X86)
+    if (kFma && steps > 0) return RootStepFast<true>(hp, l, b, e, steps);
+#endif
     const float eps = hp[0], lr = hp[1];
     const float* __restrict g = l.g;
     const float* __restrict p0 = l.p_in;
@@ -372,3 +513,22 @@ JON_DEFINE(JonRssStep, Rss)
 JON_DEFINE(JonStreamStep, Stream)
 
 extern "C" int JonHostHasFma() { return HostHasFma() ? 1 : 0; }
+
+// rsqrt of n floats as the fast loops compute it, 8 at a time then one by one:
+// what the load-time check compares with jax.lax.rsqrt.
+#if defined(JON_X86)
+extern "C" __attribute__((target("avx2,fma"))) int JonRsqrtProbe(const float* x, float* out,
+                                                                 int64_t n, int steps) {
+  if (!HostHasFma()) return 0;
+  FlushDenormals ftz;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    _mm256_storeu_ps(out + i, steps == 1 ? XlaRsqrt8<1>(v) : XlaRsqrt8<2>(v));
+  }
+  for (; i < n; ++i) out[i] = steps == 1 ? XlaRsqrt1<1>(x[i]) : XlaRsqrt1<2>(x[i]);
+  return 1;
+}
+#else
+extern "C" int JonRsqrtProbe(const float*, float*, int64_t, int) { return 0; }
+#endif
