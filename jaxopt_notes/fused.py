@@ -14,7 +14,9 @@ donated input buffers.
 Which optimizers: :func:`~jaxopt_notes.sgd` (plain, momentum, Nesterov),
 :func:`~jaxopt_notes.adam`, :func:`~jaxopt_notes.adamw` (constant weight decay,
 no mask), :func:`~jaxopt_notes.rmsprop` (plain: not centred, no momentum, eps
-inside the root) and :func:`~jaxopt_notes.adagrad` (eps inside the root), with a
+inside the root), :func:`~jaxopt_notes.adagrad` (eps inside the root) and
+:func:`~jaxopt_notes.adadelta` (constant weight decay, no mask; x86 with FMA,
+where XLA's rsqrt is reproduced), with a
 constant or scheduled learning rate, when every param, grad and state leaf is
 float32. Plain SGD is already a single loop in XLA, so by default it takes
 the kernel only up to 2**20 parameters, where the per-call overhead is what
@@ -79,6 +81,7 @@ _TARGETS = {
     "sgd": "JonSgdStep",
     "rms": "JonRmsStep",
     "rss": "JonRssStep",
+    "adadelta": "JonAdadeltaStep",
     "stream": "JonStreamStep",
 }
 
@@ -291,6 +294,30 @@ def rss_rule(eps, lr_tx) -> _Rule:
   return _Rule("rss", False, prepare)
 
 
+def adadelta_rule(rho, eps, weight_decay, lr_tx, neg_one: bool) -> _Rule:
+  """Adadelta, L2 weight decay first: state ``(wd_state, ScaleByAdaDeltaState, lr_state)``.
+
+  ``neg_one``: the step is the constant -1 (no learning rate), which XLA folds
+  into the gradient's sign. Runs only where XLA's rsqrt was reproduced.
+  """
+
+  def prepare(state):
+    wd_state, ada_state, lr_state = state
+    step, new_lr_state = _step_size(lr_tx, lr_state)
+    scalars = jnp.stack([
+        _f32(1 - rho), _f32(rho), _f32(eps), step, _f32(weight_decay),
+        _f32(fused_status().rsqrt_steps), _f32(1.0 if neg_one else 0.0),
+    ])
+    return _Prepared(
+        scalars, (ada_state.e_g, ada_state.e_x),
+        lambda e_g, e_x: (wd_state, ada_state._replace(e_g=e_g, e_x=e_x), new_lr_state),
+    )
+
+  # As add_decayed_weights: only a Python 0 skips the add (an array 0 adds 0 * p).
+  skip = isinstance(weight_decay, (int, float)) and weight_decay == 0.0
+  return _Rule("adadelta", not skip, prepare)
+
+
 def call_kernel(kernel: str, flag: bool, scalars: jax.Array, params: Sequence[jax.Array],
                 grads: Sequence[jax.Array], moments: Sequence[Sequence[jax.Array]]):
   """Runs one kernel over lists of leaves; returns ``(params, moments)``.
@@ -320,6 +347,8 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
   status = fused_status()
   if not status.available:
     return status.reason
+  if rule.kernel == "adadelta" and status.rsqrt_steps == 0:
+    return "Adadelta's kernel needs XLA's rsqrt reproduced on this CPU (fused_status().rsqrt_steps)"
   if jax.default_backend() != "cpu":
     return f"the fused kernels run on the CPU; the default backend is {jax.default_backend()}"
   if auto and jax.device_count() > 1:

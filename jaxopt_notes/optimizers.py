@@ -128,11 +128,15 @@ def adadelta(
   equal optax's.
   """
   step = scaling.scale(-1.0) if learning_rate is None else scaling.scale_by_learning_rate(learning_rate)
-  return combine.chain(
+  tx = combine.chain(
       scaling.add_decayed_weights(weight_decay, mask=weight_decay_mask),
       adaptive.scale_by_adadelta(rho=rho, eps=eps),
       step,
   )
+  if weight_decay_mask is not None or callable(weight_decay):
+    return tx
+  neg_one = learning_rate is None or (isinstance(learning_rate, (int, float)) and learning_rate == 1)
+  return fused.attach(tx, fused.adadelta_rule(rho, eps, weight_decay, step, neg_one))
 
 
 def rmsprop(

@@ -263,6 +263,64 @@ bool HostHasAvx512Dq() {
   return has;
 }
 
+// Adadelta as XLA:CPU compiles optax's formula: sqrt(a) / sqrt(b) becomes
+// sqrt(a) * rsqrt(b); the new e_x fuses the multiply-add on its *second*
+// product; and a constant step of -1 (no learning rate) folds into -g.
+template <bool kWd, bool kNegOne, int kSteps>
+__attribute__((target("avx2,fma"))) void AdadeltaLoop(const float* hp, const Leaf& l, int64_t b,
+                                                      int64_t e) {
+  const float c = hp[0], rho = hp[1], eps = hp[2], lr = hp[3], lam = hp[4];
+  const __m256 vc = _mm256_set1_ps(c), vrho = _mm256_set1_ps(rho), veps = _mm256_set1_ps(eps);
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    const __m256 p = _mm256_loadu_ps(l.p_in + i);
+    __m256 g = _mm256_loadu_ps(l.g + i);
+    if constexpr (kWd) g = _mm256_fmadd_ps(_mm256_set1_ps(lam), p, g);
+    const __m256 ex0 = _mm256_loadu_ps(l.s_in[1] + i);
+    const __m256 eg = _mm256_fmadd_ps(vc, _mm256_mul_ps(g, g),
+                                      _mm256_mul_ps(vrho, _mm256_loadu_ps(l.s_in[0] + i)));
+    const __m256 sr = _mm256_mul_ps(_mm256_sqrt_ps(_mm256_add_ps(ex0, veps)),
+                                    XlaRsqrt8<kSteps>(_mm256_add_ps(eg, veps)));
+    const __m256 u = _mm256_mul_ps(sr, g);
+    _mm256_storeu_ps(l.s_out[0] + i, eg);
+    _mm256_storeu_ps(l.s_out[1] + i, _mm256_fmadd_ps(ex0, vrho, _mm256_mul_ps(_mm256_mul_ps(u, u), vc)));
+    if constexpr (kNegOne) {
+      _mm256_storeu_ps(l.p_out + i, _mm256_fnmadd_ps(sr, g, p));
+    } else {
+      _mm256_storeu_ps(l.p_out + i, _mm256_fmadd_ps(_mm256_set1_ps(lr), u, p));
+    }
+  }
+  for (; i < e; ++i) {
+    const float p = l.p_in[i];
+    float g = l.g[i];
+    if constexpr (kWd) g = __builtin_fmaf(lam, p, g);
+    const float ex0 = l.s_in[1][i];
+    const float eg = __builtin_fmaf(c, g * g, rho * l.s_in[0][i]);
+    const float sr = std::sqrt(ex0 + eps) * XlaRsqrt1<kSteps>(eg + eps);
+    const float u = sr * g;
+    l.s_out[0][i] = eg;
+    l.s_out[1][i] = __builtin_fmaf(ex0, rho, (u * u) * c);
+    l.p_out[i] = kNegOne ? __builtin_fmaf(sr, -g, p) : __builtin_fmaf(lr, u, p);
+  }
+}
+
+void AdadeltaFast(const float* hp, bool wd, const Leaf& l, int64_t b, int64_t e, int steps) {
+  const bool neg_one = hp[6] != 0.0f;
+  if (steps == 1) {
+    if (wd) {
+      neg_one ? AdadeltaLoop<true, true, 1>(hp, l, b, e) : AdadeltaLoop<true, false, 1>(hp, l, b, e);
+    } else {
+      neg_one ? AdadeltaLoop<false, true, 1>(hp, l, b, e) : AdadeltaLoop<false, false, 1>(hp, l, b, e);
+    }
+  } else {
+    if (wd) {
+      neg_one ? AdadeltaLoop<true, true, 2>(hp, l, b, e) : AdadeltaLoop<true, false, 2>(hp, l, b, e);
+    } else {
+      neg_one ? AdadeltaLoop<false, true, 2>(hp, l, b, e) : AdadeltaLoop<false, false, 2>(hp, l, b, e);
+    }
+  }
+}
+
 template <bool kAdagrad>
 void RootStepFast(const float* hp, const Leaf& l, int64_t b, int64_t e, int steps) {
   const bool wide = HostHasAvx512Dq();
@@ -323,6 +381,19 @@ struct Rss {  // AdaGrad; hp: eps, -lr, rsqrt steps
       p1[i] = madd<kFma>(lr, inv * gi, p0[i]);
       s1[i] = s;
     }
+  }
+};
+
+// Only with XLA's rsqrt reproduced (fused_status().rsqrt_steps > 0): the
+// Python side attaches no Adadelta rule otherwise.
+struct Adadelta {  // hp: 1-rho, rho, eps, signed step, wd, rsqrt steps, step is -1
+  static constexpr int kState = 2;
+  template <bool kFma>
+  __attribute__((always_inline)) static inline void Run(const float* hp, bool wd, const Leaf& l,
+                                                        int64_t b, int64_t e) {
+#if defined(JON_X86)
+    if (kFma) AdadeltaFast(hp, wd, l, b, e, static_cast<int>(hp[5]));
+#endif
   }
 };
 
@@ -510,6 +581,7 @@ JON_DEFINE(JonMomentumStep, Momentum)
 JON_DEFINE(JonSgdStep, Sgd)
 JON_DEFINE(JonRmsStep, Rms)
 JON_DEFINE(JonRssStep, Rss)
+JON_DEFINE(JonAdadeltaStep, Adadelta)
 JON_DEFINE(JonStreamStep, Stream)
 
 extern "C" int JonHostHasFma() { return HostHasFma() ? 1 : 0; }
