@@ -38,7 +38,7 @@ division by the bias correction, its flushing of denormals and its rsqrt
 (the hardware estimate refined by Newton steps; which variant XLA uses on this
 CPU is checked once, at load, against ``jax.lax.rsqrt``). Params and state are
 therefore bitwise equal to ``tx.update`` + ``apply_updates`` for SGD,
-momentum, RMSProp, AdaGrad and single-leaf Adam/AdamW. With several leaves,
+momentum, RMSProp, AdaGrad, Adadelta and single-leaf Adam/AdamW. With several leaves,
 XLA's simplifier rewrites Adam's ``(m / bc1) / (sqrt(v / bc2) + eps)``
 differently (as one division by a product), so there the params agree to a
 few ulp per step (the state stays bitwise equal): the same size as the

@@ -63,6 +63,17 @@ struct Chunk {
   int64_t begin, end;
 };
 
+// Software prefetch kPrefetch floats (2 KiB) ahead on every input stream, one
+// cache line per call. Measured on the 2-core test machine: the hardware
+// prefetchers alone leave a step with a root and a division about 10% below
+// the bandwidth of a plain streaming loop; this closes most of that gap. Steps
+// without a root (momentum) measured no better with it and go without.
+constexpr int64_t kPrefetch = 512;
+template <class... P>
+__attribute__((always_inline)) inline void Prefetch(const P*... ptrs) {
+  (__builtin_prefetch(ptrs + kPrefetch, 0, 3), ...);
+}
+
 // --- the per-element rules --------------------------------------------------
 // `hp` holds the step's scalars, computed on the JAX side exactly as the
 // reference path computes them (bias corrections, the signed step size).
@@ -84,8 +95,7 @@ struct Adam {  // hp: 1-b1, b1, 1-b2, b2, bc1, bc2, eps_root, eps, wd, -lr
     float* __restrict p1 = l.p_out;
     float* __restrict m1 = l.s_out[0];
     float* __restrict v1 = l.s_out[1];
-#pragma GCC ivdep
-    for (int64_t i = b; i < e; ++i) {
+    auto body = [&](int64_t i) __attribute__((always_inline)) {
       const float gi = g[i], pi = p0[i];
       const float m = madd<kFma>(c1, gi, b1 * m0[i]);
       const float v = madd<kFma>(c2, gi * gi, b2 * v0[i]);
@@ -94,7 +104,14 @@ struct Adam {  // hp: 1-b1, b1, 1-b2, b2, bc1, bc2, eps_root, eps, wd, -lr
       p1[i] = madd<kFma>(lr, u, pi);
       m1[i] = m;
       v1[i] = v;
+    };
+    int64_t i = b;
+    for (; i + 16 <= e; i += 16) {
+      Prefetch(g + i, p0 + i, m0 + i, v0 + i);
+#pragma GCC ivdep
+      for (int64_t k = i; k < i + 16; ++k) body(k);
     }
+    for (; i < e; ++i) body(i);
   }
   template <bool kFma>
   __attribute__((always_inline)) static inline void Run(const float* hp, bool wd, const Leaf& l,
@@ -237,6 +254,7 @@ __attribute__((target(JON_AVX512))) void RootLoop512(const float* hp, const Leaf
   const float eps = kAdagrad ? hp[0] : hp[2], lr = kAdagrad ? hp[1] : hp[3];
   int64_t i = b;
   for (; i + 16 <= e; i += 16) {
+    Prefetch(l.g + i, l.s_in[0] + i, l.p_in + i);
     const __m512 g = _mm512_loadu_ps(l.g + i);
     const __m512 s0 = _mm512_loadu_ps(l.s_in[0] + i);
     __m512 s, r;
