@@ -342,8 +342,8 @@ def call_kernel(kernel: str, flag: bool, scalars: jax.Array, params: Sequence[ja
 def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
   """Why the kernel cannot take this step ('' when it can)."""
   if rule is None:
-    return ("this optimizer has no fused kernel (sgd, adam, adamw, rmsprop and adagrad "
-            "built by jaxopt_notes, in their plain configurations, have one)")
+    return ("this optimizer has no fused kernel (sgd, adam, adamw, rmsprop, adagrad and "
+            "adadelta built by jaxopt_notes, in their plain configurations, have one)")
   status = fused_status()
   if not status.available:
     return status.reason

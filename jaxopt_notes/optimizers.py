@@ -103,7 +103,7 @@ def adagrad(
   tx = combine.chain(
       adaptive.scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt), lr_tx,
   )
-  return fused.attach(tx, fused.rss_rule(eps, lr_tx)) if eps_in_sqrt else tx
+  return fused.attach(tx, fused.rss_rule(eps, lr_tx)) if eps_in_sqrt and not _is_one(learning_rate) else tx
 
 
 def adadelta(
@@ -135,7 +135,7 @@ def adadelta(
   )
   if weight_decay_mask is not None or callable(weight_decay):
     return tx
-  neg_one = learning_rate is None or (isinstance(learning_rate, (int, float)) and learning_rate == 1)
+  neg_one = learning_rate is None or _is_one(learning_rate)
   return fused.attach(tx, fused.adadelta_rule(rho, eps, weight_decay, step, neg_one))
 
 
@@ -171,7 +171,8 @@ def rmsprop(
       lr_tx,
       moments.trace(decay=momentum, nesterov=nesterov) if momentum is not None else base.identity(),
   )
-  plain = not centered and momentum is None and eps_in_sqrt and not bias_correction
+  plain = (not centered and momentum is None and eps_in_sqrt and not bias_correction
+           and not _is_one(learning_rate))
   return fused.attach(tx, fused.rms_rule(decay, eps, lr_tx)) if plain else tx
 
 
@@ -240,6 +241,15 @@ def adamw(
   if mask is not None or callable(weight_decay):
     return tx
   return _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weight_decay, lr_tx)
+
+
+def _is_one(learning_rate) -> bool:
+  """A constant step of exactly 1: XLA folds its -1 into a product's sign.
+
+  ``p + (-1) * (r * g)`` then compiles to ``fma(r, -g, p)``; the RMSProp and
+  AdaGrad kernels round ``r * g`` first, so those keep the reference path.
+  """
+  return isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool) and learning_rate == 1
 
 
 def _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weight_decay, lr_tx):

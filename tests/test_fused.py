@@ -557,8 +557,8 @@ def test_rsqrt_variant_matches_xla():
 
   The load-time check used seeded probes; here other values, incl. the
   special cases XLA treats apart (0, denormals, FLT_MIN, inf, NaN), go
-  through the kernel's AdaGrad step with g = 1, s = x - 1 and lr = -1, whose
-  new params are p - rsqrt(x) exactly for p = 0 (and s > 0).
+  through the kernel's AdaGrad step with g = 1, s = x - 1 and lr = 2, whose
+  new params are p - 2 rsqrt(x) exactly for p = 0 (and s > 0).
   """
   steps = jn.fused_status().rsqrt_steps
   if steps == 0:
@@ -570,12 +570,12 @@ def test_rsqrt_variant_matches_xla():
   g = jnp.ones_like(x)
   s0 = jnp.asarray(x - 1.0, jnp.float32)
   exact = np.asarray(s0 + 1.0) == x
-  tx = jn.adagrad(1.0, eps=0.0)
+  tx = jn.adagrad(2.0, eps=0.0)  # lr 2: scaling by a power of two rounds nothing
   state = (tx.init({"w": g})[0]._replace(sum_of_squares={"w": s0}), tx.init({"w": g})[1])
   params = {"w": jnp.zeros_like(g)}
   got, _ = jax.jit(_step_fn(tx, fused=True))({"w": g}, state, params)
-  # p + lr * r with p = 0, lr = -1: 0 - r, which is +0 (not -0) for r = rsqrt(inf) = 0.
-  want = np.float32(0.0) - np.asarray(jax.jit(jax.lax.rsqrt)(jnp.asarray(x)))
+  # p + lr * r with p = 0, step -2: 0 - 2r, which is +0 (not -0) for r = rsqrt(inf) = 0.
+  want = np.float32(0.0) - np.float32(2.0) * np.asarray(jax.jit(jax.lax.rsqrt)(jnp.asarray(x)))
   np.testing.assert_array_equal(_bits(np.asarray(got["w"])[exact]), _bits(want[exact]))
   assert exact.mean() > 0.5
 
@@ -599,3 +599,19 @@ def test_adadelta_fused_step_has_no_temporaries():
 
   assert peak(True) <= 1.01
   assert peak(False) > 1.2  # what the kernel saves; if XLA stops needing temporaries, say so
+
+
+@needs_kernel
+@pytest.mark.parametrize("make", [lambda: jn.rmsprop(1.0), lambda: jn.adagrad(1.0)],
+                         ids=["rmsprop", "adagrad"])
+def test_unit_learning_rate_keeps_reference_path(make):
+  """With the constant learning rate 1, XLA folds the step's -1 into r * g's sign
+  (fma(r, -g, p)), which the RMSProp/AdaGrad kernels do not; they step aside
+  and the result is the reference path's, bitwise."""
+  tx = make()
+  params = _params(big=1000)
+  state = tx.init(params)
+  g = _grads(params, 3)
+  assert "jaxopt_notes_" not in _hlo(tx, g, state, params)
+  got = jax.jit(_step_fn(tx))(g, state, params)
+  _assert_bitwise(got, jax.jit(_step_fn(tx, fused=False))(g, state, params))
