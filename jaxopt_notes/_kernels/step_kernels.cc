@@ -6,8 +6,8 @@
 // (the Python side aliases every state input to its output), for any number
 // of leaves in one call. Per element they do the same floating-point
 // operations, in the same order and with the same fused multiply-adds, as the
-// code XLA:CPU emits for the reference path (jaxopt_notes/fused.py documents
-// the one exception, rsqrt).
+// code XLA:CPU emits for the reference path, its rsqrt included
+// (jaxopt_notes/fused.py documents the one exception: Adam on several leaves).
 
 #include <algorithm>
 #include <atomic>
@@ -402,8 +402,8 @@ struct Rss {  // AdaGrad; hp: eps, -lr, rsqrt steps
   }
 };
 
-// Only with XLA's rsqrt reproduced (fused_status().rsqrt_steps > 0): the
-// Python side attaches no Adadelta rule otherwise.
+// Only with XLA's rsqrt reproduced (fused_status().rsqrt_steps > 0, which
+// needs x86 with FMA): the Python side never selects this kernel otherwise.
 struct Adadelta {  // hp: 1-rho, rho, eps, signed step, wd, rsqrt steps, step is -1
   static constexpr int kState = 2;
   template <bool kFma>
