@@ -20,7 +20,8 @@ where XLA's rsqrt is reproduced), with a
 constant or scheduled learning rate, when every param, grad and state leaf is
 float32. Plain SGD is already a single loop in XLA, so by default it takes
 the kernel only up to 2**20 parameters, where the per-call overhead is what
-the kernel saves.
+the kernel saves. RMSProp and AdaGrad with the constant learning rate 1 keep
+the reference path (XLA folds that step's -1 into a product's sign).
 
 When: ``apply_step(tx, grads, state, params)`` takes the kernel when ``tx`` is
 one of those, the kernel was built, JAX's default backend is the CPU with a
@@ -56,9 +57,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import math
 import importlib.metadata
 import importlib.util
+import math
 import os
 import pathlib
 import weakref
