@@ -217,8 +217,7 @@ def _peak(r: _Runner) -> str:
 _BYTES_PER_PARAM = {"adam": 28, "adamw": 28, "sgd_momentum": 20, "rmsprop": 20, "adagrad": 20,
                     "sgd": 12, "nadam": 28, "nadamw": 28, "radam": 28, "amsgrad": 36,
                     "adamax": 28, "adadelta": 28}
-_ALL = ("adam", "adamw", "sgd_momentum", "rmsprop", "adagrad", "sgd", "nadam", "nadamw", "radam",
-        "amsgrad", "adamax", "adadelta")
+_ALL = tuple(_BYTES_PER_PARAM)  # every optimizer of the library, in table order
 
 
 def _chain_compile_times(n_leaves: int = 200, size: int = 1000, tries: int = 3) -> tuple[float, float]:

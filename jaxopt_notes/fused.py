@@ -70,6 +70,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_notes import base
+from jaxopt_notes import scaling
 from jaxopt_notes import tree as tree_lib
 
 __all__ = ["apply_step", "fused_status", "FusedStatus", "kernel_library_path"]
@@ -183,6 +184,10 @@ class _Rule(NamedTuple):
   kernel: str  # key of _TARGETS
   flag: bool  # Adam: weight decay on; momentum: Nesterov
   prepare: Callable[[Any], _Prepared]  # optimizer state -> kernel inputs
+  # Above this many params the default (fused=None) keeps the reference path.
+  auto_max_params: Optional[int] = None
+  # The kernel exists only where XLA's rsqrt is reproduced (rsqrt_steps > 0).
+  needs_xla_rsqrt: bool = False
 
 
 # Registry: an optimizer's update function -> its rule. Keyed weakly, so a
@@ -262,7 +267,9 @@ def sgd_rule(lr_tx) -> _Rule:
     step, new_lr_state = _step_size(lr_tx, state[1])
     return _Prepared(step[None], (), lambda: (state[0], new_lr_state))
 
-  return _Rule("sgd", False, prepare)
+  # Plain SGD is already one loop per leaf in XLA; measured, the kernel only
+  # wins where the per-call overhead dominates (small models).
+  return _Rule("sgd", False, prepare, auto_max_params=_SGD_MAX)
 
 
 def rms_rule(decay, eps, lr_tx) -> _Rule:
@@ -315,8 +322,8 @@ def adadelta_rule(rho, eps, weight_decay, lr_tx, neg_one: bool) -> _Rule:
     )
 
   # As add_decayed_weights: only a Python 0 skips the add (an array 0 adds 0 * p).
-  skip = isinstance(weight_decay, (int, float)) and weight_decay == 0.0
-  return _Rule("adadelta", not skip, prepare)
+  return _Rule("adadelta", not scaling.skips_weight_decay(weight_decay), prepare,
+               needs_xla_rsqrt=True)
 
 
 def call_kernel(kernel: str, flag: bool, scalars: jax.Array, params: Sequence[jax.Array],
@@ -348,8 +355,8 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
   status = fused_status()
   if not status.available:
     return status.reason
-  if rule.kernel == "adadelta" and status.rsqrt_steps == 0:
-    return "Adadelta's kernel needs XLA's rsqrt reproduced on this CPU (fused_status().rsqrt_steps)"
+  if rule.needs_xla_rsqrt and status.rsqrt_steps == 0:
+    return f"the {rule.kernel} kernel needs XLA's rsqrt reproduced on this CPU (fused_status().rsqrt_steps)"
   if jax.default_backend() != "cpu":
     return f"the fused kernels run on the CPU; the default backend is {jax.default_backend()}"
   if auto and jax.device_count() > 1:
@@ -362,7 +369,8 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
   if jax.tree.structure(grads) != treedef:
     return "grads and params differ in structure"
   try:
-    moments = rule.prepare(state).moments
+    # Shapes only: the step's scalars are computed once, on the fused path.
+    moments = jax.eval_shape(lambda s: rule.prepare(s).moments, state)
   except (TypeError, ValueError, AttributeError, IndexError) as e:
     return f"the state is not this optimizer's ({e})"
   trees = [("params", params), ("grads", grads)] + [("state", m) for m in moments]
@@ -373,10 +381,9 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
     for leaf, p in zip(leaves, p_leaves):
       if jnp.result_type(leaf) != _F32 or jnp.shape(leaf) != jnp.shape(p):
         return f"{name} leaves must be float32 arrays shaped like params; got {jnp.result_type(leaf)}"
-  if auto and rule.kernel == "sgd" and sum(math.prod(jnp.shape(p)) for p in p_leaves) > _SGD_MAX:
-    # Plain SGD is already one loop per leaf in XLA; measured, the kernel
-    # only wins where the per-call overhead dominates (small models).
-    return f"plain SGD on more than {_SGD_MAX} params: XLA's own loop is as fast"
+  limit = rule.auto_max_params
+  if auto and limit is not None and sum(math.prod(jnp.shape(p)) for p in p_leaves) > limit:
+    return f"{rule.kernel} on more than {limit} params: XLA's own loop is as fast"
   return ""
 
 

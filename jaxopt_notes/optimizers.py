@@ -256,7 +256,7 @@ def _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weig
   """Attaches the fused Adam(W) kernel to the plain configurations (no NAdam)."""
   if nesterov or not bias_correction:
     return tx
-  if weight_decay is not None and isinstance(weight_decay, (int, float)) and weight_decay == 0.0:
+  if weight_decay is not None and scaling.skips_weight_decay(weight_decay):
     # add_decayed_weights(0.0) skips the add entirely: so does plain Adam's kernel.
     weight_decay = None
   return fused.attach(tx, fused.adam_rule(b1, b2, eps, eps_root, weight_decay, lr_tx))

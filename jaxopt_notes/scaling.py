@@ -8,7 +8,7 @@ after whatever direction the earlier links computed.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -109,6 +109,15 @@ def scale_by_learning_rate(
   return scale(sign * learning_rate)
 
 
+def skips_weight_decay(rate: Any) -> bool:
+  """Whether :func:`add_decayed_weights` leaves the updates untouched.
+
+  Only a Python number 0 skips the add; an array 0 still adds ``0 * w``
+  (which turns a ``-0`` update into ``+0``), as in optax.
+  """
+  return isinstance(rate, (int, float)) and rate == 0.0
+
+
 class AddDecayedWeightsState(NamedTuple):
   """State of :func:`add_decayed_weights` with a scheduled decay."""
 
@@ -152,7 +161,7 @@ def add_decayed_weights(
       state = AddDecayedWeightsState(count=tree_lib.safe_increment(state.count))
     else:
       rate = weight_decay
-      if isinstance(rate, (int, float)) and rate == 0.0:
+      if skips_weight_decay(rate):
         return updates, state
     updates = tree_lib.tree_map_checked(
         lambda g, p: None if g is None else g + rate * p,

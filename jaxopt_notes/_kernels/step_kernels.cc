@@ -46,6 +46,26 @@ __attribute__((always_inline)) inline float madd(float a, float b, float c) {
   }
 }
 
+bool HostHasFma() {
+#if defined(JON_X86)
+  static const bool has = __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
+  return has;
+#else
+  return false;
+#endif
+}
+
+// AVX-512 with VL and DQ (the root loops also split vectors into halves).
+bool HostHasAvx512() {
+#if defined(JON_X86)
+  static const bool has = HostHasFma() && __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  return has;
+#else
+  return false;
+#endif
+}
+
 // Up to four state arrays per leaf, plus params and grads.
 constexpr int kMaxState = 4;
 
@@ -274,13 +294,6 @@ __attribute__((target(JON_AVX512))) void RootLoop512(const float* hp, const Leaf
   if (i < e) RootLoop<kAdagrad, kSteps>(hp, l, i, e);
 }
 
-bool HostHasAvx512Dq() {
-  static const bool has = __builtin_cpu_supports("avx512f") &&
-                          __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
-  return has;
-}
-
 // Adadelta as XLA:CPU compiles optax's formula: sqrt(a) / sqrt(b) becomes
 // sqrt(a) * rsqrt(b); the new e_x fuses the multiply-add on its *second*
 // product; and a constant step of -1 (no learning rate) folds into -g.
@@ -341,7 +354,7 @@ void AdadeltaFast(const float* hp, bool wd, const Leaf& l, int64_t b, int64_t e,
 
 template <bool kAdagrad>
 void RootStepFast(const float* hp, const Leaf& l, int64_t b, int64_t e, int steps) {
-  const bool wide = HostHasAvx512Dq();
+  const bool wide = HostHasAvx512();
   if (steps == 1) {
     wide ? RootLoop512<kAdagrad, 1>(hp, l, b, e) : RootLoop<kAdagrad, 1>(hp, l, b, e);
   } else {
@@ -455,24 +468,7 @@ void RangePlain(const float* hp, bool flag, const Leaf& l, int64_t b, int64_t e)
   Rule::template Run<false>(hp, flag, l, b, e);
 }
 
-bool HostHasFma() {
-#if defined(JON_X86)
-  static const bool has = __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
-  return has;
-#else
-  return false;
-#endif
-}
 
-bool HostHasAvx512() {
-#if defined(JON_X86)
-  static const bool has = HostHasFma() && __builtin_cpu_supports("avx512f") &&
-                          __builtin_cpu_supports("avx512vl");
-  return has;
-#else
-  return false;
-#endif
-}
 
 // XLA:CPU runs with denormals flushed to zero (FTZ and DAZ); so must we.
 class FlushDenormals {
@@ -500,7 +496,6 @@ struct Work {
   std::vector<Chunk> chunks;
   std::vector<float> hp;
   bool flag = false;
-  bool fma = false;
   void (*range)(const float*, bool, const Leaf&, int64_t, int64_t) = nullptr;
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
@@ -531,9 +526,8 @@ ffi::Error Step(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> hp, ffi::RemainingAr
   auto work = std::make_shared<Work>();
   work->hp.assign(hp.typed_data(), hp.typed_data() + hp.element_count());
   work->flag = flag;
-  work->fma = HostHasFma();
   work->range = HostHasAvx512() ? &RangeAvx512<Rule>
-                : work->fma      ? &RangeFma<Rule>
+                : HostHasFma()   ? &RangeFma<Rule>
                                  : &RangePlain<Rule>;
   work->leaves.resize(L);
   int64_t total = 0;
