@@ -188,6 +188,9 @@ class _Rule(NamedTuple):
   auto_max_params: Optional[int] = None
   # The kernel exists only where XLA's rsqrt is reproduced (rsqrt_steps > 0).
   needs_xla_rsqrt: bool = False
+  # The state is one vector per moment over the concatenated leaves
+  # (wrappers.flatten around the optimizer), not a tree like params.
+  flat_state: bool = False
 
 
 # Registry: an optimizer's update function -> its rule. Keyed weakly, so a
@@ -204,8 +207,8 @@ def attach(tx: base.GradientTransformation, rule: _Rule):
 def rule_of(tx: base.GradientTransformation) -> Optional[_Rule]:
   """The fused rule attached to ``tx``, or ``None``."""
   try:
-    return _RULES.get(tx.update)
-  except TypeError:  # an update that cannot be weakly referenced
+    return _RULES.get(tx[1])  # a plain (init, update) tuple has no .update
+  except (TypeError, IndexError, KeyError):  # not weakly referenceable, not a pair
     return None
 
 
@@ -327,31 +330,35 @@ def adadelta_rule(rho, eps, weight_decay, lr_tx, neg_one: bool) -> _Rule:
 
 
 def call_kernel(kernel: str, flag: bool, scalars: jax.Array, params: Sequence[jax.Array],
-                grads: Sequence[jax.Array], moments: Sequence[Sequence[jax.Array]]):
+                grads: Sequence[jax.Array], moments: Sequence[Sequence[jax.Array]],
+                *, flat_state: bool = False):
   """Runs one kernel over lists of leaves; returns ``(params, moments)``.
 
-  Every params and moment input is aliased to its output, so a donated
-  buffer is updated in place.
+  ``moments`` holds, per state array, its leaves (laid out like ``params``)
+  or, with ``flat_state``, one vector over the concatenated leaves. Every
+  params and moment input is aliased to its output, so a donated buffer is
+  updated in place.
   """
   n = len(params)
-  shapes = [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in params]
-  aliases = {1 + i: i for i in range(n)}
-  for s in range(len(moments)):
-    aliases.update({1 + (2 + s) * n + i: (1 + s) * n + i for i in range(n)})
-  call = jax.ffi.ffi_call(
-      f"jaxopt_notes_{kernel}", shapes * (1 + len(moments)),
-      input_output_aliases=aliases, vmap_method="sequential",
-  )
   flat_moments = [leaf for m in moments for leaf in m]
-  outs = call(scalars, *params, *grads, *flat_moments, flag=bool(flag))
-  return outs[:n], [outs[(1 + s) * n:(2 + s) * n] for s in range(len(moments))]
+  k = len(flat_moments) // len(moments) if moments else 0  # buffers per moment
+  shapes = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in (*params, *flat_moments)]
+  aliases = {1 + i: i for i in range(n)}
+  aliases.update({1 + 2 * n + j: n + j for j in range(len(flat_moments))})
+  call = jax.ffi.ffi_call(
+      f"jaxopt_notes_{kernel}", shapes, input_output_aliases=aliases, vmap_method="sequential",
+  )
+  outs = call(scalars, *params, *grads, *flat_moments, flag=bool(flag),
+              flat_state=bool(flat_state))
+  return outs[:n], [outs[n + s * k:n + (s + 1) * k] for s in range(len(moments))]
 
 
 def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
   """Why the kernel cannot take this step ('' when it can)."""
   if rule is None:
     return ("this optimizer has no fused kernel (sgd, adam, adamw, rmsprop, adagrad and "
-            "adadelta built by jaxopt_notes, in their plain configurations, have one)")
+            "adadelta built by jaxopt_notes, in their plain configurations, alone or inside "
+            "jaxopt_notes.flatten, have one)")
   status = fused_status()
   if not status.available:
     return status.reason
@@ -373,6 +380,13 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
     moments = jax.eval_shape(lambda s: rule.prepare(s).moments, state)
   except (TypeError, ValueError, AttributeError, IndexError) as e:
     return f"the state is not this optimizer's ({e})"
+  if rule.flat_state:
+    total = sum(math.prod(jnp.shape(p)) for p in p_leaves)
+    for m in moments:
+      if not (isinstance(m, jax.ShapeDtypeStruct) and m.dtype == _F32 and m.shape == (total,)):
+        return ("the flattened state must be float32 vectors over the concatenated params; "
+                f"got {jax.tree.map(lambda x: (x.dtype, x.shape), m)}")
+    moments = ()
   trees = [("params", params), ("grads", grads)] + [("state", m) for m in moments]
   for name, tree in trees:
     leaves, td = jax.tree.flatten(tree)
@@ -394,9 +408,11 @@ def _fused_path(rule: _Rule, grads, state, params):
   leaves = lambda tree: [jnp.asarray(x) for x in jax.tree.leaves(tree)]  # pylint: disable=unnecessary-lambda-assignment
   new_p, new_m = call_kernel(
       rule.kernel, rule.flag, prep.scalars, leaves(params), leaves(grads),
-      [leaves(m) for m in prep.moments],
+      [leaves(m) for m in prep.moments], flat_state=rule.flat_state,
   )
   unflatten = functools.partial(jax.tree.unflatten, treedef)
+  if rule.flat_state:
+    return unflatten(new_p), prep.rebuild(*(m[0] for m in new_m))
   return unflatten(new_p), prep.rebuild(*map(unflatten, new_m))
 
 

@@ -516,13 +516,16 @@ constexpr int64_t kParallel = int64_t{1} << 18;  // below this, one thread
 
 template <class Rule>
 ffi::Error Step(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> hp, ffi::RemainingArgs args,
-                ffi::RemainingRets rets, bool flag) {
+                ffi::RemainingRets rets, bool flag, bool flat_state) {
   constexpr int kS = Rule::kState;
-  const size_t nargs = args.size();
-  if (nargs % (2 + kS) != 0 || rets.size() * (2 + kS) != nargs * (1 + kS)) {
-    return ffi::Error::InvalidArgument("jaxopt_notes step: wrong number of buffers");
-  }
-  const int64_t L = static_cast<int64_t>(nargs / (2 + kS));
+  // Per-leaf state: params, grads and each state array per leaf, in and out.
+  // Flat state: params and grads per leaf, each state array one vector laid
+  // out as the leaves concatenated (wrappers.flatten's layout).
+  const size_t nargs = args.size(), nrets = rets.size();
+  const bool ok = flat_state ? nargs >= kS && (nargs - kS) % 2 == 0 && nrets == (nargs - kS) / 2 + kS
+                             : nargs % (2 + kS) == 0 && nrets * (2 + kS) == nargs * (1 + kS);
+  if (!ok) return ffi::Error::InvalidArgument("jaxopt_notes step: wrong number of buffers");
+  const int64_t L = static_cast<int64_t>(flat_state ? (nargs - kS) / 2 : nargs / (2 + kS));
   auto work = std::make_shared<Work>();
   work->hp.assign(hp.typed_data(), hp.typed_data() + hp.element_count());
   work->flag = flag;
@@ -530,6 +533,12 @@ ffi::Error Step(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> hp, ffi::RemainingAr
                 : HostHasFma()   ? &RangeFma<Rule>
                                  : &RangePlain<Rule>;
   work->leaves.resize(L);
+  // State buffer s of leaf i (in and out) and its offset into that buffer.
+  auto state_buffers = [&](int s, int64_t i) {
+    return flat_state ? std::make_pair(args.get<ffi::AnyBuffer>(2 * L + s), rets.get<ffi::AnyBuffer>(L + s))
+                      : std::make_pair(args.get<ffi::AnyBuffer>((2 + s) * L + i),
+                                       rets.get<ffi::AnyBuffer>((1 + s) * L + i));
+  };
   int64_t total = 0;
   for (int64_t i = 0; i < L; ++i) {
     Leaf& leaf = work->leaves[i];
@@ -545,15 +554,16 @@ ffi::Error Step(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> hp, ffi::RemainingAr
     leaf.p_in = static_cast<const float*>(p->untyped_data());
     leaf.g = static_cast<const float*>(g->untyped_data());
     leaf.p_out = static_cast<float*>((*po)->untyped_data());
+    const int64_t offset = flat_state ? total : 0;
     for (int s = 0; s < kS; ++s) {
-      auto si = args.get<ffi::AnyBuffer>((2 + s) * L + i);
-      auto so = rets.get<ffi::AnyBuffer>((1 + s) * L + i);
+      auto [si, so] = state_buffers(s, i);
+      const int64_t have = si ? static_cast<int64_t>(si->element_count()) : -1;
       if (!si || !so || si->element_type() != ffi::F32 ||
-          static_cast<int64_t>(si->element_count()) != leaf.n) {
+          (flat_state ? have < offset + leaf.n : have != leaf.n)) {
         return ffi::Error::InvalidArgument("jaxopt_notes step: bad state buffer");
       }
-      leaf.s_in[s] = static_cast<const float*>(si->untyped_data());
-      leaf.s_out[s] = static_cast<float*>((*so)->untyped_data());
+      leaf.s_in[s] = static_cast<const float*>(si->untyped_data()) + offset;
+      leaf.s_out[s] = static_cast<float*>((*so)->untyped_data()) + offset;
     }
     // Small chunks, claimed dynamically: measured faster than one contiguous
     // piece per thread, which leaves a thread idle when the other is slower.
@@ -561,6 +571,11 @@ ffi::Error Step(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> hp, ffi::RemainingAr
       work->chunks.push_back(Chunk{static_cast<int32_t>(i), b, std::min(leaf.n, b + kChunk)});
     }
     total += leaf.n;
+  }
+  for (int s = 0; flat_state && s < kS; ++s) {
+    if (static_cast<int64_t>(args.get<ffi::AnyBuffer>(2 * L + s)->element_count()) != total) {
+      return ffi::Error::InvalidArgument("jaxopt_notes step: flat state must hold every leaf");
+    }
   }
   const int64_t n_chunks = static_cast<int64_t>(work->chunks.size());
   if (total >= kParallel && n_chunks > 1) {
@@ -586,7 +601,8 @@ ffi::Error Step(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> hp, ffi::RemainingAr
                                     .Arg<ffi::Buffer<ffi::F32>>()       \
                                     .RemainingArgs()                    \
                                     .RemainingRets()                    \
-                                    .Attr<bool>("flag"));
+                                    .Attr<bool>("flag")                 \
+                                    .Attr<bool>("flat_state"));
 
 JON_DEFINE(JonAdamStep, Adam)
 JON_DEFINE(JonMomentumStep, Momentum)
