@@ -11,8 +11,10 @@ random order each round:
 * the median time of one jit-compiled step with params and optimizer state donated
   (``donate_argnums``), after warm-up: ours is ``jn.apply_step`` (the fused single-pass kernel
   where it applies, see ``jaxopt_notes/fused.py``), optax's is ``update`` + ``apply_updates``;
-* "ours flat": the same optimizer on the params concatenated into one vector (what
-  ``fit(..., flat_params=True)`` trains), for the shapes with many leaves;
+* for the shapes with many leaves, two layouts for many small arrays: "flat state" is
+  ``apply_step`` on ``jn.flatten(tx)`` (per-leaf params and grads, one state vector per
+  moment: the fused kernel steps it with no concatenation), "flat params" the same optimizer
+  on the params concatenated into one vector (what ``fit(..., flat_params=True)`` trains);
 * for torch, ``optimizer.step()`` with ``fused=True`` where torch has a fused CPU kernel
   (SGD, Adam, AdamW, Adagrad), else its default (RMSprop);
 * the compile time of each jitted step, and its peak memory from XLA's memory analysis
@@ -263,8 +265,9 @@ def main(argv: list[str] | None = None) -> None:
         f"fused kernel: {'built' if status.available else 'not built: ' + status.reason}")
   print()
   print("| shape | optimizer | ours | ours ms | optax ms | torch ms | ours/optax | ours/torch "
-        "| ours flat ms | flat/optax | compile ours s | compile optax s | peak ours | peak optax |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        "| flat state ms | flat state/optax | flat params ms | flat params/optax "
+        "| compile ours s | compile optax s | peak ours | peak optax |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
   b_rows = []
   for shape in args.shapes.split(","):
     sizes = _leaf_sizes(shape)
@@ -276,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
       runners["ours"] = _jax_runner(ours_f(), sizes, dtype, fused=None)
       runners["optax"] = _jax_runner(optax_f(), sizes, dtype, fused=False)
       if len(sizes) > 1 and not bf16:
+        runners["state"] = _jax_runner(jn.flatten(ours_f()), sizes, dtype, fused=None)
         runners["flat"] = _jax_runner(ours_f(), sizes, dtype, fused=None, flat=True)
       if shape == "b" and (stream := _stream_runner(sizes[0])) is not None:
         runners["stream"] = stream
@@ -287,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
       print("| " + " | ".join([
           shape, name, _program(ours, opt), _ms(t, "ours"), _ms(t, "optax"), _ms(t, "torch"),
           _ratio(t, "ours", "optax"), _ratio(t, "ours", "torch"),
-          _ms(t, "flat"), _ratio(t, "flat", "optax"),
+          _ms(t, "state"), _ratio(t, "state", "optax"), _ms(t, "flat"), _ratio(t, "flat", "optax"),
           f"{ours.compile_s:.2f}", f"{opt.compile_s:.2f}", _peak(ours), _peak(opt),
       ]) + " |", flush=True)
       if shape == "b":
