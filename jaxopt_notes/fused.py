@@ -23,6 +23,14 @@ the kernel only up to 2**20 parameters, where the per-call overhead is what
 the kernel saves. RMSProp and AdaGrad with the constant learning rate 1 keep
 the reference path (XLA folds that step's -1 into a product's sign).
 
+Flat state: ``apply_step`` on :func:`~jaxopt_notes.flatten` of one of those
+optimizers keeps the params (and grads) per leaf and the state as one vector
+per moment over the concatenated leaves (optax.flatten's layout); the kernel
+steps each leaf against its slice of those vectors, so nothing is
+concatenated or split. A jitted step over many small leaves then passes a
+few state buffers instead of one per leaf and moment (a jitted call pays
+microseconds per buffer), with the same numbers as the per-leaf kernel.
+
 When: ``apply_step(tx, grads, state, params)`` takes the kernel when ``tx`` is
 one of those, the kernel was built, JAX's default backend is the CPU with a
 single device, and the dtypes fit; otherwise it runs the reference path,
@@ -84,6 +92,7 @@ _TARGETS = {
     "rms": "JonRmsStep",
     "rss": "JonRssStep",
     "adadelta": "JonAdadeltaStep",
+    "adadelta_bf16": "JonAdadeltaBf16Step",
     "stream": "JonStreamStep",
 }
 
@@ -191,6 +200,9 @@ class _Rule(NamedTuple):
   # The state is one vector per moment over the concatenated leaves
   # (wrappers.flatten around the optimizer), not a tree like params.
   flat_state: bool = False
+  dtype: Any = _F32  # of every param, grad and state leaf
+  # The rule to use instead when every leaf is bfloat16.
+  bf16: Optional["_Rule"] = None
 
 
 # Registry: an optimizer's update function -> its rule. Keyed weakly, so a
@@ -305,12 +317,21 @@ def rss_rule(eps, lr_tx) -> _Rule:
   return _Rule("rss", False, prepare)
 
 
-def adadelta_rule(rho, eps, weight_decay, lr_tx, neg_one: bool) -> _Rule:
+def adadelta_rule(rho, eps, weight_decay, lr_tx, neg_one: bool,
+                  bf16_step: Optional[float] = None) -> _Rule:
   """Adadelta, L2 weight decay first: state ``(wd_state, ScaleByAdaDeltaState, lr_state)``.
 
-  ``neg_one``: the step is the constant -1 (no learning rate), which XLA folds
-  into the gradient's sign. Runs only where XLA's rsqrt was reproduced.
+  In float32 it runs only where XLA's rsqrt was reproduced; ``neg_one``: the
+  step is the constant -1 (no learning rate, or 1), which XLA folds into the
+  gradient's sign. ``bf16_step``: the signed step as a Python number, given
+  when the learning rate is one (or none); then, with every leaf bfloat16
+  and Python-number ``rho``, ``eps`` and ``weight_decay`` (which JAX rounds to
+  bfloat16), a second kernel rounds every operation to bfloat16 as XLA does.
+  Array or scheduled hyper-parameters compute in float32 there, and keep the
+  reference path.
   """
+  # As add_decayed_weights: only a Python 0 skips the add (an array 0 adds 0 * p).
+  wd_on = not scaling.skips_weight_decay(weight_decay)
 
   def prepare(state):
     wd_state, ada_state, lr_state = state
@@ -324,9 +345,21 @@ def adadelta_rule(rho, eps, weight_decay, lr_tx, neg_one: bool) -> _Rule:
         lambda e_g, e_x: (wd_state, ada_state._replace(e_g=e_g, e_x=e_x), new_lr_state),
     )
 
-  # As add_decayed_weights: only a Python 0 skips the add (an array 0 adds 0 * p).
-  return _Rule("adadelta", not scaling.skips_weight_decay(weight_decay), prepare,
-               needs_xla_rsqrt=True)
+  def prepare_bf16(state):
+    wd_state, ada_state, lr_state = state
+    scalars = jnp.stack([
+        _f32(jnp.asarray(x, jnp.bfloat16)) for x in (1 - rho, rho, eps, bf16_step, weight_decay)
+    ])
+    return _Prepared(
+        scalars, (ada_state.e_g, ada_state.e_x),
+        lambda e_g, e_x: (wd_state, ada_state._replace(e_g=e_g, e_x=e_x), lr_state),
+    )
+
+  python = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # pylint: disable=unnecessary-lambda-assignment
+  bf16 = None
+  if python(bf16_step) and all(map(python, (rho, eps, weight_decay))):
+    bf16 = _Rule("adadelta_bf16", wd_on, prepare_bf16, dtype=jnp.bfloat16)
+  return _Rule("adadelta", wd_on, prepare, needs_xla_rsqrt=True, bf16=bf16)
 
 
 def call_kernel(kernel: str, flag: bool, scalars: jax.Array, params: Sequence[jax.Array],
@@ -383,8 +416,10 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
   if rule.flat_state:
     total = sum(math.prod(jnp.shape(p)) for p in p_leaves)
     for m in moments:
-      if not (isinstance(m, jax.ShapeDtypeStruct) and m.dtype == _F32 and m.shape == (total,)):
-        return ("the flattened state must be float32 vectors over the concatenated params; "
+      if not (isinstance(m, jax.ShapeDtypeStruct) and m.dtype == rule.dtype
+              and m.shape == (total,)):
+        return (f"the flattened state must be {jnp.dtype(rule.dtype).name} vectors over the "
+                "concatenated params; "
                 f"got {jax.tree.map(lambda x: (x.dtype, x.shape), m)}")
     moments = ()
   trees = [("params", params), ("grads", grads)] + [("state", m) for m in moments]
@@ -393,12 +428,29 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
     if td != treedef:
       return f"{name} is not laid out like params"
     for leaf, p in zip(leaves, p_leaves):
-      if jnp.result_type(leaf) != _F32 or jnp.shape(leaf) != jnp.shape(p):
-        return f"{name} leaves must be float32 arrays shaped like params; got {jnp.result_type(leaf)}"
-  limit = rule.auto_max_params
+      if jnp.result_type(leaf) != rule.dtype or jnp.shape(leaf) != jnp.shape(p):
+        return (f"{name} leaves must be {_dtype_names(rule)} arrays shaped like params; got "
+                f"{jnp.result_type(leaf)}")
+  # Around flatten the alternative concatenates every leaf: the kernel always wins.
+  limit = None if rule.flat_state else rule.auto_max_params
   if auto and limit is not None and sum(math.prod(jnp.shape(p)) for p in p_leaves) > limit:
     return f"{rule.kernel} on more than {limit} params: XLA's own loop is as fast"
   return ""
+
+
+def _dtype_names(rule: _Rule) -> str:
+  names = [jnp.dtype(rule.dtype).name] + ([] if rule.bf16 is None else ["bfloat16"])
+  return " or all ".join(names)
+
+
+def _for_dtype(rule: Optional[_Rule], params) -> Optional[_Rule]:
+  """The rule's bfloat16 variant where it has one and every param is bfloat16."""
+  if rule is None or rule.bf16 is None:
+    return rule
+  leaves = jax.tree.leaves(params)
+  if leaves and all(jnp.result_type(x) == jnp.bfloat16 for x in leaves):
+    return rule.bf16._replace(flat_state=rule.flat_state)
+  return rule
 
 
 def _fused_path(rule: _Rule, grads, state, params):
@@ -459,7 +511,7 @@ def apply_step(
     fused = False
   if fused is False:
     return _reference_path(tx, grads, state, params, **extra_args)
-  rule = rule_of(tx)
+  rule = _for_dtype(rule_of(tx), params)
   reason = _why_not(rule, grads, state, params, auto=fused is None)
   if reason:
     if fused:

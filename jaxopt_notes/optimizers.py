@@ -136,7 +136,10 @@ def adadelta(
   if weight_decay_mask is not None or callable(weight_decay):
     return tx
   neg_one = learning_rate is None or _is_one(learning_rate)
-  return fused.attach(tx, fused.adadelta_rule(rho, eps, weight_decay, step, neg_one))
+  # The bfloat16 kernel takes a Python-number step (JAX rounds it to bfloat16).
+  python_lr = isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool)
+  bf16_step = -1.0 if learning_rate is None else (-learning_rate if python_lr else None)
+  return fused.attach(tx, fused.adadelta_rule(rho, eps, weight_decay, step, neg_one, bf16_step))
 
 
 def rmsprop(

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -69,14 +70,32 @@ bool HostHasAvx512() {
 // Up to four state arrays per leaf, plus params and grads.
 constexpr int kMaxState = 4;
 
-struct Leaf {
-  const float* p_in;
-  const float* g;
-  float* p_out;
-  const float* s_in[kMaxState];
-  float* s_out[kMaxState];
+// One leaf's buffers; T is the storage type (float, or uint16_t holding
+// bfloat16 bits).
+template <class T>
+struct LeafT {
+  const T* p_in;
+  const T* g;
+  T* p_out;
+  const T* s_in[kMaxState];
+  T* s_out[kMaxState];
   int64_t n;
 };
+using Leaf = LeafT<float>;
+
+// A rule's storage type: float unless it declares `using Elem = ...`.
+template <class R, class = void>
+struct ElemOf {
+  using type = float;
+};
+template <class R>
+struct ElemOf<R, std::void_t<typename R::Elem>> {
+  using type = typename R::Elem;
+};
+template <class T>
+constexpr ffi::DataType kDtypeOf = ffi::DataType::F32;
+template <>
+constexpr ffi::DataType kDtypeOf<uint16_t> = ffi::DataType::BF16;
 
 struct Chunk {
   int32_t leaf;
@@ -428,6 +447,59 @@ struct Adadelta {  // hp: 1-rho, rho, eps, signed step, wd, rsqrt steps, step is
   }
 };
 
+// bfloat16 as XLA:CPU computes it: every operation widens its operands to
+// float32 (exactly), computes, and rounds the result back to bfloat16 (to
+// nearest, ties to even), with no fused multiply-adds across the roundings.
+__attribute__((always_inline)) inline float Widen(uint16_t h) {
+  return __builtin_bit_cast(float, static_cast<uint32_t>(h) << 16);
+}
+// The float32 value of the bfloat16 nearest to x (a NaN stays a quiet NaN).
+__attribute__((always_inline)) inline float Round(float x) {
+  uint32_t b = __builtin_bit_cast(uint32_t, x);
+  b = (b & 0x7fffffffu) > 0x7f800000u ? b | 0x00400000u : b + 0x7fffu + ((b >> 16) & 1u);
+  return __builtin_bit_cast(float, b & 0xffff0000u);
+}
+__attribute__((always_inline)) inline uint16_t Bits(float rounded) {
+  return static_cast<uint16_t>(__builtin_bit_cast(uint32_t, rounded) >> 16);
+}
+
+// Adadelta with bfloat16 params, grads and state (optax's formula as XLA
+// compiles it there: sqrt(a) / sqrt(b), a division, every step rounded).
+struct AdadeltaBf16 {  // hp: 1-rho, rho, eps, signed step, wd; each a bfloat16 value
+  static constexpr int kState = 2;
+  using Elem = uint16_t;
+  template <bool kFma>
+  __attribute__((always_inline)) static inline void Run(const float* hp, bool wd,
+                                                        const LeafT<uint16_t>& l, int64_t b,
+                                                        int64_t e) {
+    wd ? Loop<true>(hp, l, b, e) : Loop<false>(hp, l, b, e);
+  }
+  template <bool kWd>
+  __attribute__((always_inline)) static inline void Loop(const float* hp, const LeafT<uint16_t>& l,
+                                                         int64_t b, int64_t e) {
+    const float c = hp[0], rho = hp[1], eps = hp[2], step = hp[3], lam = hp[4];
+    const uint16_t* __restrict g0 = l.g;
+    const uint16_t* __restrict p0 = l.p_in;
+    const uint16_t* __restrict eg0 = l.s_in[0];
+    const uint16_t* __restrict ex0 = l.s_in[1];
+    uint16_t* __restrict p1 = l.p_out;
+    uint16_t* __restrict eg1 = l.s_out[0];
+    uint16_t* __restrict ex1 = l.s_out[1];
+#pragma GCC ivdep
+    for (int64_t i = b; i < e; ++i) {
+      const float p = Widen(p0[i]), ex = Widen(ex0[i]);
+      float g = Widen(g0[i]);
+      if constexpr (kWd) g = Round(g + Round(p * lam));
+      const float eg = Round(Round(Round(g * g) * c) + Round(Widen(eg0[i]) * rho));
+      const float ratio = Round(Round(std::sqrt(Round(ex + eps))) / Round(std::sqrt(Round(eg + eps))));
+      const float u = Round(ratio * g);
+      eg1[i] = Bits(eg);
+      ex1[i] = Bits(Round(Round(Round(u * u) * c) + Round(ex * rho)));
+      p1[i] = Bits(Round(p + Round(u * step)));
+    }
+  }
+};
+
 // In-place streaming reference for the benchmark: reads four arrays, writes
 // three (Adam's traffic) with one multiply-add each, no other arithmetic.
 struct Stream {  // hp: a
@@ -453,18 +525,20 @@ struct Stream {  // hp: a
 // multiply-add rounds the same at any vector width), and a baseline one.
 template <class Rule>
 __attribute__((target("avx512f,avx512vl,avx2,fma,prefer-vector-width=512"))) void RangeAvx512(
-    const float* hp, bool flag, const Leaf& l, int64_t b, int64_t e) {
+    const float* hp, bool flag, const LeafT<typename ElemOf<Rule>::type>& l, int64_t b, int64_t e) {
   Rule::template Run<true>(hp, flag, l, b, e);
 }
 
 template <class Rule>
-__attribute__((target("avx2,fma"))) void RangeFma(const float* hp, bool flag, const Leaf& l,
+__attribute__((target("avx2,fma"))) void RangeFma(const float* hp, bool flag,
+                                                   const LeafT<typename ElemOf<Rule>::type>& l,
                                                    int64_t b, int64_t e) {
   Rule::template Run<true>(hp, flag, l, b, e);
 }
 
 template <class Rule>
-void RangePlain(const float* hp, bool flag, const Leaf& l, int64_t b, int64_t e) {
+void RangePlain(const float* hp, bool flag, const LeafT<typename ElemOf<Rule>::type>& l, int64_t b,
+                int64_t e) {
   Rule::template Run<false>(hp, flag, l, b, e);
 }
 
@@ -491,12 +565,13 @@ class FlushDenormals {
 
 // Work shared by the calling thread and the pool's helpers. Helpers may start
 // after the call is over; they then find no chunk left and only touch this.
+template <class T>
 struct Work {
-  std::vector<Leaf> leaves;
+  std::vector<LeafT<T>> leaves;
   std::vector<Chunk> chunks;
   std::vector<float> hp;
   bool flag = false;
-  void (*range)(const float*, bool, const Leaf&, int64_t, int64_t) = nullptr;
+  void (*range)(const float*, bool, const LeafT<T>&, int64_t, int64_t) = nullptr;
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
 
@@ -518,6 +593,8 @@ template <class Rule>
 ffi::Error Step(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> hp, ffi::RemainingArgs args,
                 ffi::RemainingRets rets, bool flag, bool flat_state) {
   constexpr int kS = Rule::kState;
+  using T = typename ElemOf<Rule>::type;
+  constexpr ffi::DataType kDtype = kDtypeOf<T>;
   // Per-leaf state: params, grads and each state array per leaf, in and out.
   // Flat state: params and grads per leaf, each state array one vector laid
   // out as the leaves concatenated (wrappers.flatten's layout).
@@ -526,7 +603,7 @@ ffi::Error Step(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> hp, ffi::RemainingAr
                              : nargs % (2 + kS) == 0 && nrets * (2 + kS) == nargs * (1 + kS);
   if (!ok) return ffi::Error::InvalidArgument("jaxopt_notes step: wrong number of buffers");
   const int64_t L = static_cast<int64_t>(flat_state ? (nargs - kS) / 2 : nargs / (2 + kS));
-  auto work = std::make_shared<Work>();
+  auto work = std::make_shared<Work<T>>();
   work->hp.assign(hp.typed_data(), hp.typed_data() + hp.element_count());
   work->flag = flag;
   work->range = HostHasAvx512() ? &RangeAvx512<Rule>
@@ -541,29 +618,29 @@ ffi::Error Step(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> hp, ffi::RemainingAr
   };
   int64_t total = 0;
   for (int64_t i = 0; i < L; ++i) {
-    Leaf& leaf = work->leaves[i];
+    LeafT<T>& leaf = work->leaves[i];
     auto p = args.get<ffi::AnyBuffer>(i);
     auto g = args.get<ffi::AnyBuffer>(L + i);
     auto po = rets.get<ffi::AnyBuffer>(i);
     if (!p || !g || !po) return ffi::Error::InvalidArgument("jaxopt_notes step: bad buffer");
     leaf.n = static_cast<int64_t>(p->element_count());
-    if (p->element_type() != ffi::F32 || g->element_type() != ffi::F32 ||
+    if (p->element_type() != kDtype || g->element_type() != kDtype ||
         static_cast<int64_t>(g->element_count()) != leaf.n) {
-      return ffi::Error::InvalidArgument("jaxopt_notes step: float32 leaves of equal size expected");
+      return ffi::Error::InvalidArgument("jaxopt_notes step: leaves of one dtype and size expected");
     }
-    leaf.p_in = static_cast<const float*>(p->untyped_data());
-    leaf.g = static_cast<const float*>(g->untyped_data());
-    leaf.p_out = static_cast<float*>((*po)->untyped_data());
+    leaf.p_in = static_cast<const T*>(p->untyped_data());
+    leaf.g = static_cast<const T*>(g->untyped_data());
+    leaf.p_out = static_cast<T*>((*po)->untyped_data());
     const int64_t offset = flat_state ? total : 0;
     for (int s = 0; s < kS; ++s) {
       auto [si, so] = state_buffers(s, i);
       const int64_t have = si ? static_cast<int64_t>(si->element_count()) : -1;
-      if (!si || !so || si->element_type() != ffi::F32 ||
+      if (!si || !so || si->element_type() != kDtype ||
           (flat_state ? have < offset + leaf.n : have != leaf.n)) {
         return ffi::Error::InvalidArgument("jaxopt_notes step: bad state buffer");
       }
-      leaf.s_in[s] = static_cast<const float*>(si->untyped_data()) + offset;
-      leaf.s_out[s] = static_cast<float*>((*so)->untyped_data()) + offset;
+      leaf.s_in[s] = static_cast<const T*>(si->untyped_data()) + offset;
+      leaf.s_out[s] = static_cast<T*>((*so)->untyped_data()) + offset;
     }
     // Small chunks, claimed dynamically: measured faster than one contiguous
     // piece per thread, which leaves a thread idle when the other is slower.
@@ -610,6 +687,7 @@ JON_DEFINE(JonSgdStep, Sgd)
 JON_DEFINE(JonRmsStep, Rms)
 JON_DEFINE(JonRssStep, Rss)
 JON_DEFINE(JonAdadeltaStep, Adadelta)
+JON_DEFINE(JonAdadeltaBf16Step, AdadeltaBf16)
 JON_DEFINE(JonStreamStep, Stream)
 
 extern "C" int JonHostHasFma() { return HostHasFma() ? 1 : 0; }
