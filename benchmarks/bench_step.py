@@ -27,8 +27,9 @@ random order each round:
 It prints markdown tables with the ratios ``ours / optax`` and ``ours / torch`` (below 1 is
 faster). Shapes (issue "Speed"): a-small ~200 leaves of 1k-10k float32 params; a-large ~200
 leaves totalling ~30M; b one 50M leaf; c a tiny model (<10k params, dispatch-bound); d bf16
-params with float32 moments (ours and optax only: torch's fused kernels need one dtype; the
-fused kernel is float32-only, so ours runs the reference path there).
+params with float32 moments where the optimizer has ``mu_dtype`` (ours and optax only: torch's
+fused kernels need one dtype; of the kernels only Adadelta's all-bf16 one applies there, the
+others run the reference path).
 """
 
 from __future__ import annotations
@@ -174,6 +175,9 @@ def _torch_runner(factory, sizes: list[int]) -> Callable[[], None] | None:
   return opt.step
 
 
+_SMALL = ("a-small", "c")  # shapes whose step takes milliseconds or less
+
+
 def _median_times(runners: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
   for run in runners.values():  # warm-up
     run()
@@ -257,11 +261,15 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--shapes", default="a-small,a-large,b,c,d")
   parser.add_argument("--optimizers", default=",".join(_ALL))
   parser.add_argument("--repeats", type=int, default=30)
+  parser.add_argument("--small-repeats", type=int, default=150,
+                      help="repeats for the millisecond-scale shapes a-small and c, whose "
+                           "medians need more samples to settle")
   parser.add_argument("--no-compile-chain", action="store_true",
                       help="skip the 10-transform chain compile-time comparison")
   args = parser.parse_args(argv)
   status = jn.fused_status()
-  print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {args.repeats} repeats, median step; "
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {args.repeats} repeats "
+        f"({args.small_repeats} for a-small and c), median step; "
         f"fused kernel: {'built' if status.available else 'not built: ' + status.reason}")
   print()
   print("| shape | optimizer | ours | ours ms | optax ms | torch ms | ours/optax | ours/torch "
@@ -286,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
       torch_run = None if bf16 else _torch_runner(torch_f, sizes)
       if torch_run is not None:
         runners["torch"] = torch_run
-      t = _median_times(runners, args.repeats)
+      t = _median_times(runners, args.small_repeats if shape in _SMALL else args.repeats)
       ours, opt = runners["ours"], runners["optax"]
       print("| " + " | ".join([
           shape, name, _program(ours, opt), _ms(t, "ours"), _ms(t, "optax"), _ms(t, "torch"),

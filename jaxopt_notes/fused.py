@@ -22,6 +22,11 @@ float32. Plain SGD is already a single loop in XLA, so by default it takes
 the kernel only up to 2**20 parameters, where the per-call overhead is what
 the kernel saves. RMSProp and AdaGrad with the constant learning rate 1 keep
 the reference path (XLA folds that step's -1 into a product's sign).
+Adadelta also has a bfloat16 kernel, for every leaf bfloat16 and Python-number
+hyper-parameters: there XLA rounds every operation to bfloat16, and so does
+the kernel (any host; arrays or a schedule make XLA compute in float32, and
+keep the reference path). It saves the bf16 temporary XLA holds (peak 1.25x
+params + grads + state).
 
 Flat state: ``apply_step`` on :func:`~jaxopt_notes.flatten` of one of those
 optimizers keeps the params (and grads) per leaf and the state as one vector
@@ -40,7 +45,7 @@ raises, saying why, where the kernel cannot run. :func:`fused_status` says
 whether the kernel was built. On GPU and TPU XLA already emits one kernel per
 leaf for these steps, and the reference path is used.
 
-Numbers: the kernel does, per element, the same float32 operations as the
+Numbers: the kernel does, per element, the same floating-point operations as the
 code XLA:CPU emits for the reference path, including where XLA contracts a
 multiply and an add into one fused multiply-add, its reciprocal for a
 division by the bias correction, its flushing of denormals and its rsqrt
@@ -51,7 +56,9 @@ momentum, RMSProp, AdaGrad, Adadelta and single-leaf Adam/AdamW. With several le
 XLA's simplifier rewrites Adam's ``(m / bc1) / (sqrt(v / bc2) + eps)``
 differently (as one division by a product), so there the params agree to a
 few ulp per step (the state stays bitwise equal): the same size as the
-difference between two XLA programs computing one formula.
+difference between two XLA programs computing one formula. Around
+``flatten`` the reference step is on one vector, and Adam is bitwise equal
+too; the flat-state kernel's params are bitwise those of the per-leaf kernel.
 
 Trade-offs: the kernel is a custom call, so XLA cannot fuse it with the
 gradient computation, and under ``jit`` on several devices it would gather
