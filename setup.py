@@ -33,6 +33,7 @@ setup(
         Extension(
             "jaxopt_notes._step_kernels",
             sources=["jaxopt_notes/_kernels/step_kernels.cc"],
+            depends=["jaxopt_notes/_kernels/step_rules.h"],
             language="c++",
             extra_compile_args=["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"],
             extra_link_args=["-lstdc++"],
