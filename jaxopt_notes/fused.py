@@ -227,7 +227,7 @@ def rule_of(tx: base.GradientTransformation) -> Optional[_Rule]:
   """The fused rule attached to ``tx``, or ``None``."""
   try:
     return _RULES.get(tx[1])  # a plain (init, update) tuple has no .update
-  except (TypeError, IndexError, KeyError):  # not weakly referenceable, not a pair
+  except (TypeError, IndexError):  # not weakly referenceable, not a pair
     return None
 
 
