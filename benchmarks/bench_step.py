@@ -25,7 +25,8 @@ random order each round:
 * once, the trace + compile time of a 10-transform chain over 200 leaves, ours vs optax.
 
 It prints markdown tables with the ratios ``ours / optax`` and ``ours / torch`` (below 1 is
-faster). Shapes (issue "Speed"): a-small ~200 leaves of 1k-10k float32 params; a-large ~200
+faster), and the middle half (quartiles) of the round-by-round ``ours / optax`` ratios: the
+noise of that comparison. Shapes (issue "Speed"): a-small ~200 leaves of 1k-10k float32 params; a-large ~200
 leaves totalling ~30M; b one 50M leaf; c a tiny model (<10k params, dispatch-bound); d bf16
 params with float32 moments where the optimizer has ``mu_dtype`` (ours and optax only: torch's
 fused kernels need one dtype; of the kernels only Adadelta's all-bf16 one applies there, the
@@ -178,7 +179,8 @@ def _torch_runner(factory, sizes: list[int]) -> Callable[[], None] | None:
 _SMALL = ("a-small", "c")  # shapes whose step takes milliseconds or less
 
 
-def _median_times(runners: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+def _timings(runners: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+  """``repeats`` step times per runner, taken in rounds (one step of each)."""
   for run in runners.values():  # warm-up
     run()
     run()
@@ -195,7 +197,20 @@ def _median_times(runners: dict[str, Callable[[], None]], repeats: int) -> dict[
       t0 = time.perf_counter()
       runners[name]()
       samples[name].append(time.perf_counter() - t0)
-  return {k: statistics.median(v) for k, v in samples.items()}
+  return samples
+
+
+def _median_times(runners: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+  return {k: statistics.median(v) for k, v in _timings(runners, repeats).items()}
+
+
+def _spread(samples: dict[str, list[float]], num: str, den: str) -> str:
+  """The middle half of the round-by-round ratios ``num / den``: the noise a
+  ratio of medians carries (an interval straddling 1 is no difference)."""
+  if num not in samples or den not in samples:
+    return "-"
+  q = statistics.quantiles([a / b for a, b in zip(samples[num], samples[den])], n=4)
+  return f"{q[0]:.2f}-{q[2]:.2f}"
 
 
 def _ms(t: dict[str, float], key: str) -> str:
@@ -272,10 +287,10 @@ def main(argv: list[str] | None = None) -> None:
         f"({args.small_repeats} for a-small and c), median step; "
         f"fused kernel: {'built' if status.available else 'not built: ' + status.reason}")
   print()
-  print("| shape | optimizer | ours | ours ms | optax ms | torch ms | ours/optax | ours/torch "
-        "| flat state ms | flat state/optax | flat params ms | flat params/optax "
+  print("| shape | optimizer | ours | ours ms | optax ms | torch ms | ours/optax "
+        "| ours/optax middle half | ours/torch | flat state ms | flat state/optax | flat params ms | flat params/optax "
         "| compile ours s | compile optax s | peak ours | peak optax |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
   b_rows = []
   for shape in args.shapes.split(","):
     sizes = _leaf_sizes(shape)
@@ -294,11 +309,12 @@ def main(argv: list[str] | None = None) -> None:
       torch_run = None if bf16 else _torch_runner(torch_f, sizes)
       if torch_run is not None:
         runners["torch"] = torch_run
-      t = _median_times(runners, args.small_repeats if shape in _SMALL else args.repeats)
+      samples = _timings(runners, args.small_repeats if shape in _SMALL else args.repeats)
+      t = {k: statistics.median(v) for k, v in samples.items()}
       ours, opt = runners["ours"], runners["optax"]
       print("| " + " | ".join([
           shape, name, _program(ours, opt), _ms(t, "ours"), _ms(t, "optax"), _ms(t, "torch"),
-          _ratio(t, "ours", "optax"), _ratio(t, "ours", "torch"),
+          _ratio(t, "ours", "optax"), _spread(samples, "ours", "optax"), _ratio(t, "ours", "torch"),
           _ms(t, "state"), _ratio(t, "state", "optax"), _ms(t, "flat"), _ratio(t, "flat", "optax"),
           f"{ours.compile_s:.2f}", f"{opt.compile_s:.2f}", _peak(ours), _peak(opt),
       ]) + " |", flush=True)
