@@ -87,6 +87,7 @@ import numpy as np
 from jaxopt_notes import base
 from jaxopt_notes import scaling
 from jaxopt_notes import tree as tree_lib
+from jaxopt_notes import validation
 
 __all__ = ["apply_step", "fused_status", "FusedStatus", "kernel_library_path"]
 
@@ -363,9 +364,8 @@ def adadelta_rule(rho, eps, weight_decay, lr_tx, neg_one: bool,
         lambda e_g, e_x: (wd_state, ada_state._replace(e_g=e_g, e_x=e_x), lr_state),
     )
 
-  python = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # pylint: disable=unnecessary-lambda-assignment
   bf16 = None
-  if python(bf16_step) and all(map(python, (rho, eps, weight_decay))):
+  if bf16_step is not None and all(map(validation.is_python_number, (rho, eps, weight_decay))):
     bf16 = _Rule("adadelta_bf16", wd_on, prepare_bf16, dtype=jnp.bfloat16)
   return _Rule("adadelta", wd_on, prepare, needs_xla_rsqrt=True, bf16=bf16)
 

@@ -137,7 +137,7 @@ def adadelta(
     return tx
   neg_one = learning_rate is None or _is_one(learning_rate)
   # The bfloat16 kernel takes a Python-number step (JAX rounds it to bfloat16).
-  python_lr = isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool)
+  python_lr = validation.is_python_number(learning_rate)
   bf16_step = -1.0 if learning_rate is None else (-learning_rate if python_lr else None)
   return fused.attach(tx, fused.adadelta_rule(rho, eps, weight_decay, step, neg_one, bf16_step))
 
@@ -252,7 +252,7 @@ def _is_one(learning_rate) -> bool:
   ``p + (-1) * (r * g)`` then compiles to ``fma(r, -g, p)``; the RMSProp and
   AdaGrad kernels round ``r * g`` first, so those keep the reference path.
   """
-  return isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool) and learning_rate == 1
+  return validation.is_python_number(learning_rate) and learning_rate == 1
 
 
 def _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weight_decay, lr_tx):

@@ -27,7 +27,14 @@ __all__ = [
     "check_positive",
     "check_positive_int",
     "check_unit_interval",
+    "is_python_number",
 ]
+
+
+def is_python_number(value: Any) -> bool:
+  """A Python int or float (not a bool): what JAX turns into a weakly typed
+  constant of the array's dtype, where an array would promote."""
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _concrete(value: Any) -> Optional[float]:

@@ -295,3 +295,13 @@ def test_inject_hyperparams_with_our_optimizer():
   state.hyperparams["learning_rate"] = jnp.float32(0.01)
   u2, _ = jax.jit(tx.update)(grads, state, params)
   assert float(jnp.max(jnp.abs(u2["b"]))) < float(jnp.max(jnp.abs(u["b"])))
+
+
+@pytest.mark.parametrize("value,expected", [
+    (1, True), (0.5, True), (-1e-3, True),
+    (True, False), (np.float32(1.0), False), (jnp.asarray(1.0), False), (None, False), ("1", False),
+])
+def test_is_python_number(value, expected):
+  """Python ints and floats (what JAX makes weakly typed), never bools or arrays."""
+  from jaxopt_notes import validation  # pylint: disable=g-import-not-at-top
+  assert validation.is_python_number(value) is expected
