@@ -252,7 +252,7 @@ def _is_one(learning_rate) -> bool:
   ``p + (-1) * (r * g)`` then compiles to ``fma(r, -g, p)``; the RMSProp and
   AdaGrad kernels round ``r * g`` first, so those keep the reference path.
   """
-  return validation.is_python_number(learning_rate) and learning_rate == 1
+  return validation.is_concrete_one(learning_rate)
 
 
 def _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weight_decay, lr_tx):

@@ -27,14 +27,22 @@ __all__ = [
     "check_positive",
     "check_positive_int",
     "check_unit_interval",
+    "is_concrete_one",
     "is_python_number",
 ]
 
 
 def is_python_number(value: Any) -> bool:
-  """A Python int or float (not a bool): what JAX turns into a weakly typed
-  constant of the array's dtype, where an array would promote."""
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
+  """A Python int or float (not a bool, not a numpy scalar such as
+  ``np.float64``, which subclasses float): what JAX turns into a weakly typed
+  constant of the array's dtype, where an array or numpy scalar promotes."""
+  return isinstance(value, (int, float)) and not isinstance(value, (bool, np.generic))
+
+
+def is_concrete_one(value: Any) -> bool:
+  """``value`` is a known (not traced) scalar equal to 1: a Python or numpy
+  number, or a concrete array. XLA folds a constant step of -1 into a sign."""
+  return _concrete(value) == 1.0 and not isinstance(value, bool)
 
 
 def _concrete(value: Any) -> Optional[float]:

@@ -618,13 +618,15 @@ def test_adadelta_fused_step_has_no_temporaries():
 
 
 @needs_kernel
-@pytest.mark.parametrize("make", [lambda: jn.rmsprop(1.0), lambda: jn.adagrad(1.0)],
-                         ids=["rmsprop", "adagrad"])
-def test_unit_learning_rate_keeps_reference_path(make):
-  """With the constant learning rate 1, XLA folds the step's -1 into r * g's sign
+@pytest.mark.parametrize("one", [1.0, 1, np.float32(1.0), np.float64(1.0), jnp.float32(1.0)],
+                         ids=["float", "int", "np.float32", "np.float64", "jax-array"])
+@pytest.mark.parametrize("make", [jn.rmsprop, jn.adagrad], ids=["rmsprop", "adagrad"])
+def test_unit_learning_rate_keeps_reference_path(make, one):
+  """With the constant learning rate 1 (a Python number, a numpy scalar or a
+  concrete array alike), XLA folds the step's -1 into r * g's sign
   (fma(r, -g, p)), which the RMSProp/AdaGrad kernels do not; they step aside
   and the result is the reference path's, bitwise."""
-  tx = make()
+  tx = make(one)
   params = _params(big=1000)
   state = tx.init(params)
   g = _grads(params, 3)

@@ -108,6 +108,9 @@ _FALLBACKS = {
     "array-lr": (lambda: jn.adadelta(jnp.float32(0.5)), tf._bf16),
     "array-rho": (lambda: jn.adadelta(0.5, rho=jnp.float32(0.9)), tf._bf16),
     "array-weight-decay": (lambda: jn.adadelta(0.5, weight_decay=jnp.float32(1e-2)), tf._bf16),
+    # numpy scalars are strongly typed in JAX (np.float64 even subclasses float).
+    "numpy-lr": (lambda: jn.adadelta(np.float64(0.5)), tf._bf16),
+    "numpy-rho": (lambda: jn.adadelta(0.5, rho=np.float64(0.9)), tf._bf16),
     "mixed-dtypes": (lambda: jn.adadelta(0.5), lambda t: _mixed(tf._bf16(t))),
 }
 

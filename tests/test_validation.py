@@ -299,9 +299,22 @@ def test_inject_hyperparams_with_our_optimizer():
 
 @pytest.mark.parametrize("value,expected", [
     (1, True), (0.5, True), (-1e-3, True),
-    (True, False), (np.float32(1.0), False), (jnp.asarray(1.0), False), (None, False), ("1", False),
+    (True, False), (np.float32(1.0), False), (np.float64(1.0), False), (jnp.asarray(1.0), False),
+    (None, False), ("1", False),
 ])
 def test_is_python_number(value, expected):
-  """Python ints and floats (what JAX makes weakly typed), never bools or arrays."""
+  """Python ints and floats (what JAX makes weakly typed), never bools, numpy
+  scalars (np.float64 subclasses float) or arrays."""
   from jaxopt_notes import validation  # pylint: disable=g-import-not-at-top
   assert validation.is_python_number(value) is expected
+
+
+@pytest.mark.parametrize("value,expected", [
+    (1, True), (1.0, True), (np.float32(1.0), True), (np.float64(1.0), True),
+    (jnp.asarray(1.0), True), (0.5, False), (jnp.ones(2), False), (True, False), (None, False),
+    (lambda t: 1.0, False),
+])
+def test_is_concrete_one(value, expected):
+  """A known scalar 1 of any kind; not arrays of several values, bools, or schedules."""
+  from jaxopt_notes import validation  # pylint: disable=g-import-not-at-top
+  assert validation.is_concrete_one(value) is expected
