@@ -1,4 +1,4 @@
-"""Builds the optional fused-step kernel (jaxopt_notes/_kernels/step_kernels.cc).
+"""Builds the optional fused-step kernel (jaxopt_notes/kernels/step_kernels.cc).
 
 Everything else is in pyproject.toml. The kernel is compiled against the XLA FFI
 headers that ship inside jaxlib (a build requirement, fetched from the package
@@ -31,9 +31,9 @@ class BuildKernels(build_ext):
 setup(
     ext_modules=[
         Extension(
-            "jaxopt_notes._step_kernels",
-            sources=["jaxopt_notes/_kernels/step_kernels.cc"],
-            depends=["jaxopt_notes/_kernels/step_rules.h"],
+            "jaxopt_notes.kernels._step_kernels",
+            sources=["jaxopt_notes/kernels/step_kernels.cc"],
+            depends=["jaxopt_notes/kernels/step_rules.h"],
             language="c++",
             extra_compile_args=["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"],
             extra_link_args=["-lstdc++"],

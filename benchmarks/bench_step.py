@@ -150,7 +150,7 @@ def _stream_runner(n: int) -> _Runner | None:
   """The in-place streaming kernel: Adam's traffic (4 reads, 3 writes), no math."""
   if not jn.fused_status().available:
     return None
-  from jaxopt_notes import fused  # pylint: disable=g-import-not-at-top
+  from jaxopt_notes.kernels import fused  # pylint: disable=g-import-not-at-top
   params = {"p": jnp.ones((n,), jnp.float32)}
   state = (jnp.ones((n,), jnp.float32), jnp.ones((n,), jnp.float32))
   grads = {"p": jnp.ones((n,), jnp.float32)}

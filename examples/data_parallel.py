@@ -33,10 +33,11 @@ from typing import Any, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import jaxopt_notes as jn
-from jaxopt_notes import sharding as sharding_lib
+from jaxopt_notes.parallel import sharding as sharding_lib
 
 __all__ = [
     "init_params",
@@ -142,7 +143,7 @@ def train(
     losses.append(loss)
   return {
       "params": jax.tree.map(_local_value, params),
-      "losses": np.array([float(_local_value(l)) for l in losses]),
+      "losses": np.array([float(_local_value(loss)) for loss in losses]),
       "state_bytes": {d.id: b for d, b in state_bytes.items()},
   }
 

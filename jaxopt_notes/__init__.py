@@ -7,41 +7,15 @@ freely; the docstrings give each rule's formula and the lecture note it
 comes from.
 """
 
-from jaxopt_notes.accumulation import (
-    MultiSteps,
-    MultiStepsState,
-    ShouldSkipUpdateFunction,
-    skip_large_updates,
-    skip_not_finite,
-)
-from jaxopt_notes.adam_family import (
-    ScaleByAdamState,
-    ScaleByAmsgradState,
-    scale_by_adam,
-    scale_by_adamax,
-    scale_by_amsgrad,
-    scale_by_radam,
-)
-from jaxopt_notes.adaptive import (
-    ScaleByAdaDeltaState,
-    ScaleByRmsState,
-    ScaleByRmsWithCountState,
-    ScaleByRssState,
-    ScaleByRStdDevState,
-    ScaleByRStdDevWithCountState,
-    scale_by_adadelta,
-    scale_by_rms,
-    scale_by_rss,
-    scale_by_stddev,
-)
-from jaxopt_notes.base import (
+from jaxopt_notes.core import tree as tree  # the module, as jaxopt_notes.tree
+from jaxopt_notes.core.base import (
     EmptyState,
     GradientTransformation,
     GradientTransformationExtraArgs,
     OptState,
     Params,
-    Schedule,
     ScalarOrSchedule,
+    Schedule,
     Updates,
     identity,
     init_empty_state,
@@ -50,58 +24,31 @@ from jaxopt_notes.base import (
     stateless_with_tree_map,
     with_extra_args_support,
 )
-from jaxopt_notes.checkpoint import (
-    CheckpointMismatchError,
-    all_checkpoint_steps,
-    latest_checkpoint_step,
-    restore_checkpoint,
-    save_checkpoint,
+from jaxopt_notes.core.combine import chain, named_chain
+from jaxopt_notes.core.tree import (
+    apply_updates,
+    bias_correction,
+    global_norm,
+    placed_like,
+    safe_increment,
+    safe_int32_increment,
+    tree_bias_correction,
+    tree_cast,
+    tree_full_like,
+    tree_ones_like,
+    tree_update_infinity_moment,
+    tree_update_moment,
+    tree_update_moment_per_elem_norm,
+    tree_zeros_like,
 )
-from jaxopt_notes.clipping import clip, clip_by_global_norm
-from jaxopt_notes.combine import chain, named_chain
-from jaxopt_notes.data import minibatches, steps_per_epoch
-from jaxopt_notes.fused import FusedStatus, apply_step, fused_status
-from jaxopt_notes.gradcheck import GradientCheckError, gradient_check
-from jaxopt_notes.hyperparams import (
-    InjectHyperparamsState,
-    InjectStatefulHyperparamsState,
-    WrappedSchedule,
-    WrappedScheduleState,
-    inject_hyperparams,
-)
-from jaxopt_notes.lookahead_wrapper import LookaheadParams, LookaheadState, lookahead
-from jaxopt_notes.masking import MaskedNode, MaskedState, masked
-from jaxopt_notes.moments import EmaState, TraceState, ema, trace
-from jaxopt_notes.optimizers import (
-    adadelta,
-    adagrad,
-    adam,
-    adamax,
-    adamw,
-    amsgrad,
-    nadam,
-    nadamw,
-    radam,
-    rmsprop,
-    sgd,
-)
-from jaxopt_notes.param_groups import (
-    MultiTransformState,
-    PartitionState,
-    freeze,
-    multi_transform,
-    partition,
-    selective_transform,
-)
-from jaxopt_notes.plateau import ReduceLROnPlateauState, reduce_on_plateau
-from jaxopt_notes.scaling import (
-    AddDecayedWeightsState,
-    ScaleByScheduleState,
-    add_decayed_weights,
-    scale,
-    scale_by_learning_rate,
-    scale_by_schedule,
-)
+from jaxopt_notes.kernels.fused import FusedStatus, apply_step, fused_status
+from jaxopt_notes.optimizers.adadelta import adadelta
+from jaxopt_notes.optimizers.adagrad import adagrad
+from jaxopt_notes.optimizers.adam import adam, adamax, adamw, amsgrad, nadam, nadamw, radam
+from jaxopt_notes.optimizers.rmsprop import rmsprop
+from jaxopt_notes.optimizers.sgd import sgd
+from jaxopt_notes.parallel import sharding
+from jaxopt_notes.parallel.sharding import bytes_per_device, shard_state, state_shardings, zero1_spec
 from jaxopt_notes.schedules import (
     constant_schedule,
     cosine_decay_schedule,
@@ -119,27 +66,74 @@ from jaxopt_notes.schedules import (
     warmup_cosine_decay_schedule,
     warmup_exponential_decay_schedule,
 )
-from jaxopt_notes import sharding
-from jaxopt_notes.sharding import bytes_per_device, shard_state, state_shardings, zero1_spec
-from jaxopt_notes.second_order import newton, scale_by_newton
-from jaxopt_notes.training import fit
-from jaxopt_notes.tree import (
-    apply_updates,
-    placed_like,
-    bias_correction,
-    global_norm,
-    safe_increment,
-    safe_int32_increment,
-    tree_bias_correction,
-    tree_cast,
-    tree_full_like,
-    tree_ones_like,
-    tree_update_infinity_moment,
-    tree_update_moment,
-    tree_update_moment_per_elem_norm,
-    tree_zeros_like,
+from jaxopt_notes.training.checkpoint import (
+    CheckpointMismatchError,
+    all_checkpoint_steps,
+    latest_checkpoint_step,
+    restore_checkpoint,
+    save_checkpoint,
 )
-from jaxopt_notes.wrappers import ApplyIfFiniteState, apply_if_finite, flatten
+from jaxopt_notes.training.data import minibatches, steps_per_epoch
+from jaxopt_notes.training.gradcheck import GradientCheckError, gradient_check
+from jaxopt_notes.training.loop import fit
+from jaxopt_notes.training.plateau import ReduceLROnPlateauState, reduce_on_plateau
+from jaxopt_notes.training.second_order import newton, scale_by_newton
+from jaxopt_notes.transforms.adam_family import (
+    ScaleByAdamState,
+    ScaleByAmsgradState,
+    scale_by_adam,
+    scale_by_adamax,
+    scale_by_amsgrad,
+    scale_by_radam,
+)
+from jaxopt_notes.transforms.adaptive import (
+    ScaleByAdaDeltaState,
+    ScaleByRmsState,
+    ScaleByRmsWithCountState,
+    ScaleByRssState,
+    ScaleByRStdDevState,
+    ScaleByRStdDevWithCountState,
+    scale_by_adadelta,
+    scale_by_rms,
+    scale_by_rss,
+    scale_by_stddev,
+)
+from jaxopt_notes.transforms.clipping import clip, clip_by_global_norm
+from jaxopt_notes.transforms.masking import MaskedNode, MaskedState, masked
+from jaxopt_notes.transforms.moments import EmaState, TraceState, ema, trace
+from jaxopt_notes.transforms.scaling import (
+    AddDecayedWeightsState,
+    ScaleByScheduleState,
+    add_decayed_weights,
+    scale,
+    scale_by_learning_rate,
+    scale_by_schedule,
+)
+from jaxopt_notes.wrappers.accumulation import (
+    MultiSteps,
+    MultiStepsState,
+    ShouldSkipUpdateFunction,
+    skip_large_updates,
+    skip_not_finite,
+)
+from jaxopt_notes.wrappers.finite import ApplyIfFiniteState, apply_if_finite
+from jaxopt_notes.wrappers.flatten import flatten
+from jaxopt_notes.wrappers.hyperparams import (
+    InjectHyperparamsState,
+    InjectStatefulHyperparamsState,
+    WrappedSchedule,
+    WrappedScheduleState,
+    inject_hyperparams,
+)
+from jaxopt_notes.wrappers.lookahead import LookaheadParams, LookaheadState, lookahead
+from jaxopt_notes.wrappers.param_groups import (
+    MultiTransformState,
+    PartitionState,
+    freeze,
+    multi_transform,
+    partition,
+    selective_transform,
+)
 
 __version__ = "0.1.0"
 

@@ -20,15 +20,10 @@ run saw to a numpy formula (compare with :func:`formula_tolerance`).
 
 :func:`compare_with_optax` does all four in one call.
 
-Importing: test modules import this file as ``tests._trajectory`` when the
-repository root is on ``sys.path`` (``tests/__init__.py`` present, or
-``python -m pytest``) and as the top-level ``_trajectory`` under pytest's
-default ``prepend`` import mode with a plain ``tests/`` folder::
+Importing: ``tests`` and its subfolders are packages and the repository root
+is on ``sys.path`` (``pythonpath`` in pyproject.toml), so test modules write::
 
-  try:
-    from tests import _trajectory as tj
-  except ImportError:
-    import _trajectory as tj
+  from tests import _trajectory as tj
 
 Test classes that use ``@chex.variants`` together with
 ``@pytest.mark.parametrize`` inherit from :class:`VariantsTest` (a plain

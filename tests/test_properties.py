@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jaxopt_notes as jn
-from jaxopt_notes import checkpoint as ckpt
+from jaxopt_notes.training import checkpoint as ckpt
 
 SETTINGS = settings(
     max_examples=25,

@@ -24,11 +24,7 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
-
-try:
-  from tests import _zoo
-except ImportError:
-  import _zoo
+from tests import _zoo
 
 INT32_MAX = int(np.iinfo(np.int32).max)
 NAN, INF = float("nan"), float("inf")

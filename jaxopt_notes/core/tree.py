@@ -1,0 +1,352 @@
+"""Pytree helpers shared by every transform.
+
+The moment updates here are the notes' formulas written once, over whole
+pytrees (SEEDS.md, notes 000 and 004):
+
+* exponentially weighted average, ``V_t = beta V_{t-1} + (1 - beta) theta_t``
+  (:func:`tree_update_moment`),
+* its bias correction ``V_t / (1 - beta^t)`` (:func:`bias_correction`),
+* the running maximum used by Adamax (:func:`tree_update_infinity_moment`).
+
+Every multi-tree map goes through :func:`tree_map_checked`, so a caller whose
+``updates``, ``state`` or ``params`` disagree in structure gets one error that
+names the first differing path instead of a bare tree-structure mismatch.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental.shard_alike import shard_alike as _shard_alike
+
+__all__ = [
+    "abs_sq",
+    "apply_updates",
+    "bias_correction",
+    "check_params_tree",
+    "describe_difference",
+    "global_norm",
+    "placed_like",
+    "safe_increment",
+    "safe_int32_increment",
+    "tree_bias_correction",
+    "tree_cast",
+    "tree_cast_like",
+    "tree_full_like",
+    "tree_map_checked",
+    "tree_ones_like",
+    "tree_update_infinity_moment",
+    "tree_update_moment",
+    "tree_update_moment_per_elem_norm",
+    "tree_zeros_like",
+]
+
+
+def _is_none(x: Any) -> bool:
+  return x is None
+
+
+def _is_array_like(x: Any) -> bool:
+  if isinstance(x, (jax.Array, np.ndarray, np.generic, numbers.Number)):
+    return True
+  # jax.ShapeDtypeStruct and other abstract arrays (eval_shape, sharding).
+  return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def check_params_tree(tree: Any, name: str = "params") -> None:
+  """Raises ``TypeError`` unless every leaf of ``tree`` is an array or number.
+
+  Containers (dict, list, tuple, NamedTuple, registered pytree nodes) and
+  ``None`` (an empty subtree) are accepted anywhere. The error names the path
+  of the first bad leaf, so a stray string or custom object is easy to find.
+  """
+  leaves = jax.tree_util.tree_leaves_with_path(tree)
+  for path, leaf in leaves:
+    if not _is_array_like(leaf):
+      where = jax.tree_util.keystr(path) or "<root>"
+      raise TypeError(
+          f"`{name}` must be a pytree whose leaves are arrays or numbers; the "
+          f"leaf at {name}{where if where != '<root>' else ''} is a "
+          f"{type(leaf).__name__} ({leaf!r:.60}). Register custom classes "
+          "with jax.tree_util.register_pytree_node or convert them to arrays."
+      )
+
+
+def describe_difference(a: Any, b: Any, is_leaf=None) -> str:
+  """Describes where two pytrees first differ in structure (for error messages)."""
+  pa = jax.tree_util.tree_flatten_with_path(a, is_leaf=is_leaf)[0]
+  pb = jax.tree_util.tree_flatten_with_path(b, is_leaf=is_leaf)[0]
+  for (ka, _), (kb, _) in zip(pa, pb):
+    if ka != kb:
+      return (
+          f"first difference at {jax.tree_util.keystr(ka) or '<root>'} "
+          f"vs {jax.tree_util.keystr(kb) or '<root>'}"
+      )
+  if len(pa) != len(pb):
+    shorter, longer, which = (pa, pb, 1) if len(pa) < len(pb) else (pb, pa, 0)
+    extra = jax.tree_util.keystr(longer[len(shorter)][0]) or "<root>"
+    return f"{'the first' if which == 0 else 'the second'} tree has an extra leaf at {extra}"
+  ta = jax.tree.structure(a, is_leaf=is_leaf)
+  tb = jax.tree.structure(b, is_leaf=is_leaf)
+  return f"same leaf paths but different node types: {ta} vs {tb}"
+
+
+def tree_map_checked(
+    f: Callable[..., Any],
+    tree: Any,
+    *rest: Any,
+    names: Sequence[str] = ("updates", "state"),
+    is_leaf: Optional[Callable[[Any], bool]] = None,
+) -> Any:
+  """``jax.tree.map`` with an error that names the trees and the bad path.
+
+  Costs nothing when the structures agree: the check runs only after
+  ``jax.tree.map`` has failed.
+  """
+  try:
+    return jax.tree.map(f, tree, *rest, is_leaf=is_leaf)
+  except (ValueError, TypeError) as err:
+    for i, other in enumerate(rest, start=1):
+      if jax.tree.structure(tree, is_leaf=is_leaf) != jax.tree.structure(
+          other, is_leaf=is_leaf
+      ):
+        first = names[0] if names else "the first tree"
+        second = names[i] if i < len(names) else f"tree #{i}"
+        raise ValueError(
+            f"`{second}` does not have the pytree structure of `{first}` "
+            f"({describe_difference(tree, other, is_leaf)}). They must match "
+            "leaf for leaf: pass the same params to `init` and `update`, and "
+            "gradients shaped like the params."
+        ) from err
+    raise
+
+
+def safe_increment(count: jax.typing.ArrayLike) -> jax.Array:
+  """``count + 1``, saturating at the dtype's maximum instead of wrapping.
+
+  An int32 step counter that wraps to ``-2^31`` would turn ``beta**count`` in
+  bias correction into an overflow; saturating keeps the last value instead.
+  Same numbers as ``optax.safe_increment``.
+  """
+  count = jnp.asarray(count)
+  if jnp.issubdtype(count.dtype, jnp.integer):
+    top = jnp.iinfo(count.dtype).max
+  elif jnp.issubdtype(count.dtype, jnp.floating):
+    top = jnp.finfo(count.dtype).max
+  else:
+    raise ValueError(
+        f"`count` must have an integer or floating dtype; got {count.dtype}"
+    )
+  top = jnp.asarray(top, count.dtype)
+  return jnp.where(count < top, count + jnp.asarray(1, count.dtype), top)
+
+
+safe_int32_increment = safe_increment
+
+
+def abs_sq(x: jax.typing.ArrayLike) -> jax.Array:
+  """``|x|^2``, real for complex ``x`` (``conj(x) * x``)."""
+  x = jnp.asarray(x)
+  return (x.conj() * x).real
+
+
+def placed_like(x: Any, value: jax.Array) -> jax.Array:
+  """``value`` (shaped like ``x``) given the sharding of ``x``, also under ``jit``.
+
+  Eagerly, ``jnp.zeros_like`` and friends already copy a committed array's
+  sharding. Under ``jit`` on a mesh with auto axes (``jax.sharding.Mesh``'s
+  default) a tracer carries no sharding, and a constant such as ``zeros``
+  depends on no input, so XLA leaves it unsharded: with params split over
+  such a mesh, ``jax.jit(optax.adam(lr).init)`` puts every moment whole on
+  one device. ``shard_alike`` ties the two values into one sharding group,
+  which XLA's propagation resolves to the params' sharding. It is a sharding
+  annotation only: no arithmetic on ``x``, so NaN or Inf params give exact
+  zeros (unlike ``0 * x``), and it compiles to nothing. On a mesh with
+  explicit axes (``jax.make_mesh``'s default) the sharding is part of the
+  tracer's type and ``value`` is resharded to it.
+  """
+  if not isinstance(x, jax.core.Tracer) or jax.sharding.get_abstract_mesh().manual_axes:
+    # Eager arrays need nothing here. Inside a partially manual shard_map
+    # the sharding group fails to compile (jax 0.10), and there the values
+    # are per-device blocks anyway.
+    return value
+  sharding = jax.typeof(x).sharding
+  if not sharding.mesh.empty and sharding.mesh.explicit_axes:
+    value = jax.sharding.reshard(value, sharding)
+  _, value = _shard_alike(x, value)
+  return value
+
+
+def tree_zeros_like(tree: Any, dtype: Optional[Any] = None) -> Any:
+  """Zeros shaped like every leaf of ``tree`` (``dtype`` overrides).
+
+  Each leaf keeps the sharding of its ``tree`` leaf, eagerly and under
+  ``jit`` (see :func:`placed_like`), so optimizer moments are split over a
+  mesh exactly like the params they track (``optax.tree.zeros_like`` loses
+  it under ``jit`` on an auto-axes mesh).
+  """
+  return tree_full_like(tree, 0, dtype)
+
+
+def tree_ones_like(tree: Any, dtype: Optional[Any] = None) -> Any:
+  """Ones shaped like every leaf of ``tree`` (``dtype`` overrides), placed alike."""
+  return tree_full_like(tree, 1, dtype)
+
+
+def tree_full_like(
+    tree: Any, fill_value: jax.typing.ArrayLike, dtype: Optional[Any] = None
+) -> Any:
+  """``fill_value`` shaped and sharded like every leaf of ``tree``.
+
+  The sharding follows each leaf under ``jit`` too (see :func:`placed_like`).
+  """
+  check_params_tree(tree)
+  return jax.tree.map(
+      lambda x: placed_like(x, jnp.full_like(x, fill_value, dtype=dtype)), tree
+  )
+
+
+def tree_cast(tree: Any, dtype: Optional[Any]) -> Any:
+  """Casts every leaf to ``dtype``; ``dtype=None`` leaves the tree as it is."""
+  if dtype is None:
+    return tree
+  return jax.tree.map(lambda t: t.astype(dtype), tree)
+
+
+def tree_cast_like(tree: Any, other: Any) -> Any:
+  """Casts every leaf of ``tree`` to the dtype of the matching leaf of ``other``."""
+  return tree_map_checked(
+      lambda t, o: t.astype(jnp.asarray(o).dtype), tree, other,
+      names=("moment", "state"),
+  )
+
+
+def tree_update_moment(
+    updates: Any, moments: Any, decay: jax.typing.ArrayLike, order: int
+) -> Any:
+  r"""Exponentially weighted average of ``g^order``.
+
+  .. math:: m_t = \beta\, m_{t-1} + (1 - \beta)\, g_t^{k}
+
+  The notes' ``V_t = beta V_{t-1} + (1 - beta) theta_t`` (SEEDS.md 004) for
+  ``k = 1``, and RMSProp/Adam's second moment for ``k = 2``.
+  """
+  return tree_map_checked(
+      lambda g, t: None if g is None else (1 - decay) * (g**order) + decay * t,
+      updates, moments, is_leaf=_is_none,
+  )
+
+
+def tree_update_moment_per_elem_norm(
+    updates: Any, moments: Any, decay: jax.typing.ArrayLike, order: int
+) -> Any:
+  r"""Like :func:`tree_update_moment` with ``|g|^order`` (complex-safe).
+
+  .. math:: m_t = \beta\, m_{t-1} + (1 - \beta)\, |g_t|^{k}
+  """
+
+  def norm_power(g):
+    if jnp.isrealobj(g):
+      return g**order
+    half = order / 2
+    # An integer exponent compiles to multiplications, a float one to pow.
+    return abs_sq(g) ** (int(half) if float(half).is_integer() else half)
+
+  return tree_map_checked(
+      lambda g, t: None if g is None else (1 - decay) * norm_power(g) + decay * t,
+      updates, moments, is_leaf=_is_none,
+  )
+
+
+def tree_update_infinity_moment(
+    updates: Any, moments: Any, decay: jax.typing.ArrayLike,
+    eps: jax.typing.ArrayLike,
+) -> Any:
+  r"""Exponentially weighted infinity norm (Adamax).
+
+  .. math:: u_t = \max(\beta\, u_{t-1},\ |g_t| + \epsilon)
+  """
+  return tree_map_checked(
+      lambda g, t: None if g is None else jnp.maximum(jnp.abs(g) + eps, decay * t),
+      updates, moments, is_leaf=_is_none,
+  )
+
+
+# Compiled (and inlined into an enclosing jit) so that eager and jitted runs
+# compute ``1 - beta**t`` identically, as optax's does; an eager power rounds
+# differently and drifts ~1e-5 from the jitted result after a few steps.
+@functools.partial(jax.jit, inline=True)
+def bias_correction(
+    moment: Any, decay: jax.typing.ArrayLike, count: jax.typing.ArrayLike
+) -> Any:
+  r"""Removes the zero-initialisation bias of an exponential moving average.
+
+  .. math:: \hat m_t = \frac{m_t}{1 - \beta^{t}}
+
+  The notes' fix for an EMA whose first values are far too low (SEEDS.md 004,
+  "Bias correction ``V_t / (1 - beta^t)``"; note 000's "full Adam"). ``count``
+  is the number of updates folded into ``moment`` so far (1 after the first).
+  Same numbers as ``optax.tree.bias_correction``.
+
+  Args:
+    moment: pytree of moving averages.
+    decay: the EMA's ``beta``.
+    count: step number ``t >= 1`` (an integer array).
+  """
+  correction = bias_correction_factor(decay, count)
+  return jax.tree.map(lambda t: t / correction.astype(t.dtype), moment)
+
+
+def bias_correction_factor(decay: jax.typing.ArrayLike, count: jax.typing.ArrayLike) -> jax.Array:
+  """``1 - decay**count``, the divisor of :func:`bias_correction`.
+
+  Formed in the count's precision and only cast to the moment's dtype by the
+  caller: in bfloat16 ``beta**t`` would round to 1 and divide by zero. The
+  fused kernels (:mod:`jaxopt_notes.kernels.fused`) take this same scalar.
+  """
+  return 1 - decay**count
+
+
+tree_bias_correction = bias_correction
+
+
+def global_norm(tree: Any) -> jax.Array:
+  r"""The L2 norm of all leaves together, :math:`\sqrt{\sum_i \|x_i\|^2}`.
+
+  Same numbers as ``optax.tree.norm(tree)`` (and the deprecated
+  ``optax.global_norm``); complex leaves count ``|x|^2``.
+  """
+  squares = jax.tree.map(lambda x: jnp.sum(jnp.square(x.real) + jnp.square(x.imag)), tree)
+  total = jax.tree.reduce(lambda a, b: a + b, squares, initializer=0)
+  return jnp.sqrt(jnp.asarray(total))
+
+
+def apply_updates(params: Any, updates: Any) -> Any:
+  """``params + updates`` leaf by leaf, keeping each param's dtype.
+
+  A bfloat16 param updated by a float32 step stays bfloat16; ``None`` params
+  stay ``None``. Same as ``optax.apply_updates``.
+  """
+  return tree_map_checked(
+      lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+      params, updates, names=("params", "updates"), is_leaf=_is_none,
+  )
+
+
+def select_tree(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+  """``on_true`` where the scalar ``pred`` holds, else ``on_false``, leaf by leaf.
+
+  Leaves keep ``on_false``'s dtype (the state being carried). Shared by the
+  wrappers here and :class:`~jaxopt_notes.MultiSteps`.
+  """
+  # A select, unlike `pred * t + (1 - pred) * f`, returns `on_false` bit for
+  # bit even when `on_true` holds NaN or Inf (0 * NaN is NaN).
+  return tree_map_checked(
+      lambda t, f: jnp.where(pred, t, f).astype(jnp.asarray(f).dtype),
+      on_true, on_false, names=("selected tree", "kept tree"),
+  )

@@ -1,0 +1,204 @@
+"""The Adam family: Adam, AdamW, NAdam(W), RAdam, AMSGrad, Adamax (notes 000, 001, 003, 004).
+
+Each is a ``chain`` of a :mod:`jaxopt_notes.transforms.adam_family` block and
+the step; the plain Adam and AdamW configurations carry the fused kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from jaxopt_notes.core import base, combine
+from jaxopt_notes.kernels import fused
+from jaxopt_notes.optimizers._common import LR, Num
+from jaxopt_notes.transforms import adam_family, masking, scaling
+
+__all__ = ["adam", "adamax", "adamw", "amsgrad", "nadam", "nadamw", "radam"]
+
+def adam(
+    learning_rate: LR,
+    b1: Num = 0.9,
+    b2: Num = 0.999,
+    eps: Num = 1e-8,
+    eps_root: Num = 0.0,
+    mu_dtype: Optional[Any] = None,
+    *,
+    nesterov: bool = False,
+    nu_dtype: Optional[Any] = None,
+    bias_correction: bool = True,
+) -> base.GradientTransformationExtraArgs:
+  r"""Adam: bias-corrected momentum divided by a bias-corrected RMS.
+
+  .. math:: w_t = w_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
+
+  Notes 000/003/004; defaults b1 0.9, b2 0.999, eps 1e-8 as there.
+  ``bias_correction=False`` is note 000's "almost Adam". Chain:
+  :func:`scale_by_adam` then the step. Same as ``optax.adam``.
+  """
+  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  tx = combine.chain(
+      adam_family.scale_by_adam(
+          b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype,
+          nesterov=nesterov, nu_dtype=nu_dtype, bias_correction=bias_correction,
+      ),
+      lr_tx,
+  )
+  return _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, None, lr_tx)
+
+
+def adamw(
+    learning_rate: LR,
+    b1: Num = 0.9,
+    b2: Num = 0.999,
+    eps: Num = 1e-8,
+    eps_root: Num = 0.0,
+    mu_dtype: Optional[Any] = None,
+    weight_decay: LR = 1e-4,
+    mask: Optional[masking.Mask] = None,
+    *,
+    nesterov: bool = False,
+    nu_dtype: Optional[Any] = None,
+    bias_correction: bool = True,
+) -> base.GradientTransformationExtraArgs:
+  r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+  .. math:: w_t = w_{t-1} - \eta \left(\frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} + \lambda w_{t-1}\right)
+
+  The decay is added after Adam's scaling, so it is not divided by
+  ``sqrt(v)`` (notes 001 name AdamW). Chain: :func:`scale_by_adam`,
+  :func:`add_decayed_weights`, the step. Same as ``optax.adamw``.
+  """
+  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  tx = combine.chain(
+      adam_family.scale_by_adam(
+          b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype,
+          nesterov=nesterov, nu_dtype=nu_dtype, bias_correction=bias_correction,
+      ),
+      scaling.add_decayed_weights(weight_decay, mask),
+      lr_tx,
+  )
+  if mask is not None or callable(weight_decay):
+    return tx
+  return _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weight_decay, lr_tx)
+
+
+def _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weight_decay, lr_tx):
+  """Attaches the fused Adam(W) kernel to the plain configurations (no NAdam)."""
+  if nesterov or not bias_correction:
+    return tx
+  if weight_decay is not None and scaling.skips_weight_decay(weight_decay):
+    # add_decayed_weights(0.0) skips the add entirely: so does plain Adam's kernel.
+    weight_decay = None
+  return fused.attach(tx, fused.adam_rule(b1, b2, eps, eps_root, weight_decay, lr_tx))
+
+
+def nadam(
+    learning_rate: LR,
+    b1: Num = 0.9,
+    b2: Num = 0.999,
+    eps: Num = 1e-8,
+    eps_root: Num = 0.0,
+    mu_dtype: Optional[Any] = None,
+    *,
+    nu_dtype: Optional[Any] = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""NAdam: Adam with Nesterov momentum (Dozat, 2016).
+
+  .. math:: w_t = w_{t-1} - \eta\, \frac{\beta_1 \hat m_{t+1} + (1-\beta_1)\hat g_t}{\sqrt{\hat v_t} + \epsilon}
+
+  Notes 000's Nesterov look-ahead applied to Adam's first moment. Same as
+  ``optax.nadam`` (``adam(..., nesterov=True)``).
+  """
+  return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True, nu_dtype=nu_dtype)
+
+
+def nadamw(
+    learning_rate: LR,
+    b1: Num = 0.9,
+    b2: Num = 0.999,
+    eps: Num = 1e-8,
+    eps_root: Num = 0.0,
+    mu_dtype: Optional[Any] = None,
+    weight_decay: LR = 1e-4,
+    mask: Optional[masking.Mask] = None,
+    *,
+    nu_dtype: Optional[Any] = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""NAdamW: NAdam with decoupled weight decay; see :func:`nadam`, :func:`adamw`.
+
+  Same as ``optax.nadamw`` (``adamw(..., nesterov=True)``).
+  """
+  return adamw(
+      learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask,
+      nesterov=True, nu_dtype=nu_dtype,
+  )
+
+
+def radam(
+    learning_rate: LR,
+    b1: Num = 0.9,
+    b2: Num = 0.999,
+    eps: Num = 1e-8,
+    eps_root: Num = 0.0,
+    threshold: Num = 5.0,
+    *,
+    nesterov: bool = False,
+) -> base.GradientTransformationExtraArgs:
+  r"""RAdam: Adam whose adaptive step is rectified while ``v`` is unreliable.
+
+  .. math::
+     w_t = w_{t-1} - \eta\, r_t\, \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}\ \ (\rho_t \ge 5),
+     \ \text{else}\ w_{t-1} - \eta\, \hat m_t
+
+  Notes 001 name RAdam. See :func:`scale_by_radam`. Same as ``optax.radam``.
+  """
+  return combine.chain(
+      adam_family.scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov),
+      scaling.scale_by_learning_rate(learning_rate),
+  )
+
+
+def amsgrad(
+    learning_rate: LR,
+    b1: Num = 0.9,
+    b2: Num = 0.999,
+    eps: Num = 1e-8,
+    eps_root: Num = 0.0,
+    mu_dtype: Optional[Any] = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+    *,
+    nu_dtype: Optional[Any] = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""AMSGrad: Adam with the running maximum of the second moment.
+
+  .. math:: w_t = w_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{\max_{s\le t} \hat v_s} + \epsilon}
+
+  See :func:`scale_by_amsgrad`. Same as ``optax.amsgrad``.
+  """
+  return combine.chain(
+      adam_family.scale_by_amsgrad(
+          b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu,
+          nu_dtype=nu_dtype,
+      ),
+      scaling.scale_by_learning_rate(learning_rate),
+  )
+
+
+def adamax(
+    learning_rate: LR,
+    b1: Num = 0.9,
+    b2: Num = 0.999,
+    eps: Num = 1e-8,
+) -> base.GradientTransformationExtraArgs:
+  r"""Adamax: Adam with an infinity-norm second moment.
+
+  .. math:: w_t = w_{t-1} - \eta\, \hat m_t / \max(\beta_2 u_{t-1}, |g_t| + \epsilon)
+
+  See :func:`scale_by_adamax`. Same as ``optax.adamax``.
+  """
+  return combine.chain(
+      adam_family.scale_by_adamax(b1, b2, eps),
+      scaling.scale_by_learning_rate(learning_rate),
+  )
+

@@ -1,0 +1,403 @@
+"""Learning-rate schedules with the numbers of ``torch.optim.lr_scheduler``.
+
+Each function returns a pure, jit-safe schedule ``t -> lr`` that any
+``lr``/``learning_rate`` argument of this package accepts.
+
+**Counting.** A torch scheduler counts "epochs": calls to ``scheduler.step()``.
+Ours count the step index passed in, and are aligned so that::
+
+    schedule(t) == torch lr after t calls of scheduler.step()
+
+(``schedule(0)`` is the lr right after the scheduler is built). Inside an
+optimizer the schedule is called with the number of updates already applied,
+so calling ``scheduler.step()`` once per ``optimizer.step()`` in torch and
+passing the schedule as ``lr`` here give the same lr at every update.
+
+**Closed forms.** Most torch schedulers update the lr recursively (each
+``get_lr`` multiplies the previous lr by a factor); these functions evaluate
+the closed form the recursion telescopes to. For the arguments accepted here
+the two agree to about 1e-12 in float64 (the tests check 1e-10 against torch
+itself); the docstrings note where torch's recursion has a quirk.
+
+**Precision.** torch forms these values in Python doubles. In float32 a
+literal such as ``gamma = 0.95`` is rounded before ``gamma ** t`` and that
+error grows with ``t``, and ``1 + cos(x)`` near its zero loses all its digits;
+so powers are taken as ``exp(t * log(gamma))`` with the logarithm in double,
+and cosines are written as squared sines of the distance to the end of the
+phase. Every schedule stays within a few float32 ulps of torch's numbers.
+
+Per-parameter-group lists of ``base_lr`` are not supported (build one schedule
+per group), nor are ``last_epoch`` (shift ``t`` instead) and OneCycleLR's
+``cycle_momentum``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_notes.core import validation
+from jaxopt_notes.core.base import Schedule
+
+__all__ = [
+    "cosine_annealing_lr",
+    "exponential_lr",
+    "linear_lr",
+    "multi_step_lr",
+    "one_cycle_lr",
+    "polynomial_lr",
+    "step_lr",
+]
+
+ArrayLike = jax.typing.ArrayLike
+
+
+def _float_dtype() -> Any:
+  # float64 only under jax x64, the way torch's scalars follow its default dtype.
+  return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def _power(base: float, exponent: ArrayLike) -> jax.Array:
+  """``base ** exponent`` for a Python ``base >= 0``, without rounding it first.
+
+  ``exp(exponent * log(base))`` with ``log`` taken in double where ``base``
+  is not exact in the float dtype: ``jnp.power`` would round it first (0.97
+  becomes 0.97000003), an error that ``exponent`` multiplies.
+  """
+  exponent = jnp.asarray(exponent, _float_dtype())
+  if float(np.asarray(base, exponent.dtype)) == base:
+    # Exactly representable (0.5, 0.25, 0): nothing is rounded, and pow
+    # avoids exp's error of |exponent * log(base)| ulps.
+    return jnp.power(jnp.asarray(base, exponent.dtype), exponent)
+  return jnp.exp(exponent * math.log(base))
+
+
+def _one_minus_power(base: Any, exponent: ArrayLike) -> jax.Array:
+  """``1 - base ** exponent`` as ``-expm1(exponent * log(base))``.
+
+  Accurate to a few ulps even in float32, where ``1 - 0.999 ** t`` computed
+  directly loses five digits; ``base`` may be traced.
+  """
+  exponent = jnp.asarray(exponent, _float_dtype())
+  if isinstance(base, jax.core.Tracer):
+    return -jnp.expm1(exponent * jnp.log(base))
+  log_base = -math.inf if float(base) == 0.0 else math.log(float(base))
+  return -jnp.expm1(exponent * log_base)
+
+
+def _sin2_half_pi(x: jax.Array) -> jax.Array:
+  """``sin(pi x / 2) ** 2``: ``(1 - cos(pi x)) / 2`` with no cancellation."""
+  return jnp.square(jnp.sin((math.pi / 2) * x))
+
+
+def _steps(count: ArrayLike) -> jax.Array:
+  return jnp.asarray(count)
+
+
+def step_lr(base_lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
+  r"""``torch.optim.lr_scheduler.StepLR``: decay by ``gamma`` every ``step_size`` steps.
+
+  .. math:: \eta_t = \eta_0\, \gamma^{\lfloor t / s \rfloor}
+
+  torch multiplies the current lr by ``gamma`` whenever ``t`` is a non-zero
+  multiple of ``step_size``; this is the product in closed form. optax's
+  nearest relative is ``exponential_decay(..., staircase=True)``, which
+  counts ``transition_steps`` from ``transition_begin`` and can clip at an
+  ``end_value``. The notes' "discrete staircase" decay (SEEDS.md 004).
+
+  Args:
+    base_lr: the optimizer's initial lr, ``>= 0``.
+    step_size: period of the decay in steps, an integer ``>= 1``.
+    gamma: multiplicative factor, ``>= 0`` (default 0.1, as torch).
+  """
+  base_lr = validation.check_real("base_lr", base_lr)
+  step_size = validation.check_int("step_size", step_size)
+  gamma = validation.check_real("gamma", gamma)
+
+  def schedule(count: ArrayLike) -> jax.Array:
+    return base_lr * _power(gamma, _steps(count) // step_size)
+
+  return schedule
+
+
+def multi_step_lr(
+    base_lr: float, milestones: Iterable[int], gamma: float = 0.1
+) -> Schedule:
+  r"""``torch.optim.lr_scheduler.MultiStepLR``: decay by ``gamma`` at each milestone.
+
+  .. math:: \eta_t = \eta_0\, \gamma^{\#\{m \in M : m \le t\}}
+
+  A milestone listed ``k`` times multiplies by ``gamma^k``, as torch's
+  ``Counter`` of milestones does; the order of ``milestones`` does not
+  matter. optax's ``piecewise_constant_schedule`` takes one scale per
+  boundary instead of a shared ``gamma``.
+
+  Args:
+    base_lr: the optimizer's initial lr, ``>= 0``.
+    milestones: step indices, integers ``>= 0``.
+    gamma: multiplicative factor, ``>= 0`` (default 0.1).
+  """
+  base_lr = validation.check_real("base_lr", base_lr)
+  gamma = validation.check_real("gamma", gamma)
+  if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
+    raise TypeError(f"`milestones` must be an iterable of integers; got {milestones!r}")
+  marks = [validation.check_int("milestones", m, minimum=0) for m in milestones]
+  marks = np.sort(np.asarray(marks, dtype=np.int32))
+
+  def schedule(count: ArrayLike) -> jax.Array:
+    passed = jnp.searchsorted(marks, _steps(count), side="right")
+    return base_lr * _power(gamma, passed)
+
+  return schedule
+
+
+def exponential_lr(base_lr: float, gamma: float) -> Schedule:
+  r"""``torch.optim.lr_scheduler.ExponentialLR``: ``eta_t = eta_0 gamma^t``.
+
+  torch multiplies by ``gamma`` at every step; this is the closed form.
+  optax's ``exponential_decay(init_value, transition_steps=1,
+  decay_rate=gamma)`` is the same rule with float32 rounding of ``gamma``
+  before the power. The notes' ``0.95**epoch * alpha0`` (SEEDS.md 004).
+  ``gamma`` has no default, as in torch.
+
+  Args:
+    base_lr: the optimizer's initial lr, ``>= 0``.
+    gamma: multiplicative factor per step, ``>= 0``.
+  """
+  base_lr = validation.check_real("base_lr", base_lr)
+  gamma = validation.check_real("gamma", gamma)
+
+  def schedule(count: ArrayLike) -> jax.Array:
+    return base_lr * _power(gamma, _steps(count))
+
+  return schedule
+
+
+def cosine_annealing_lr(  # pylint: disable=invalid-name
+    base_lr: float, T_max: int, eta_min: float = 0.0
+) -> Schedule:
+  r"""``torch.optim.lr_scheduler.CosineAnnealingLR`` (SGDR without restarts).
+
+  .. math:: \eta_t = \eta_{min} + (\eta_0 - \eta_{min})\,
+            \frac{1 + \cos(\pi t / T_{max})}{2}
+
+  for every ``t``, including past ``T_max``: the lr then rises again and the
+  curve is periodic with period ``2 T_max`` (no restart, no clamping). optax's
+  ``cosine_decay_schedule`` instead holds ``alpha * init_value`` after
+  ``decay_steps``; this one does not.
+
+  torch computes this recursively (each step multiplies ``lr - eta_min`` by a
+  ratio of cosines, with a special additive step at ``t = T_max + 1 mod
+  2 T_max`` where the ratio would divide by zero). For a scheduler built with
+  the default ``last_epoch=-1`` and stepped one at a time, that recursion
+  telescopes to the formula above exactly, and torch's numbers agree with it
+  to about 1e-12 relative at every ``t`` (checked up to ``6 T_max`` in the
+  tests). It differs only if the optimizer's lr is changed by hand between
+  steps (torch's recursion carries such a change forward; a schedule cannot)
+  or when stepping with the deprecated ``scheduler.step(epoch)``.
+
+  Args:
+    base_lr: the optimizer's initial lr ``eta_0``, ``>= 0``.
+    T_max: half-period in steps, an integer ``>= 1`` (torch's name).
+    eta_min: the lr at ``t = T_max`` (default 0.0), ``>= 0``.
+  """
+  base_lr = validation.check_real("base_lr", base_lr)
+  T_max = validation.check_int("T_max", T_max)  # pylint: disable=invalid-name
+  eta_min = validation.check_real("eta_min", eta_min)
+  span = base_lr - eta_min
+
+  def schedule(count: ArrayLike) -> jax.Array:
+    phase = jnp.mod(_steps(count), 2 * T_max)
+    # (1 + cos(pi p / T)) / 2 == sin^2(pi (T - p) / (2T)); T - p is exact.
+    left = (T_max - phase).astype(_float_dtype()) / T_max
+    return eta_min + span * _sin2_half_pi(left)
+
+  return schedule
+
+
+def linear_lr(
+    base_lr: float,
+    start_factor: float = 1.0 / 3,
+    end_factor: float = 1.0,
+    total_iters: int = 5,
+) -> Schedule:
+  r"""``torch.optim.lr_scheduler.LinearLR``: a linear ramp of the lr factor.
+
+  .. math:: \eta_t = \eta_0 \Big(s + (e - s)\frac{\min(t, T)}{T}\Big)
+
+  then constant at ``eta_0 * end_factor``. torch's defaults (a 5-step warm-up
+  from a third of the lr). optax's ``linear_schedule`` takes absolute
+  ``init_value``/``end_value`` instead of factors and starts its ramp at
+  ``transition_begin``.
+
+  Args:
+    base_lr: the optimizer's initial lr ``eta_0``, ``>= 0``.
+    start_factor: ``s`` in ``(0, 1]``, as torch requires (default 1/3).
+    end_factor: ``e`` in ``[0, 1]`` (default 1.0).
+    total_iters: ``T``, steps of the ramp, an integer ``>= 1`` (default 5;
+      torch also accepts 0, meaning a constant ``eta_0 * start_factor``).
+  """
+  base_lr = validation.check_real("base_lr", base_lr)
+  start_factor = validation.check_real("start_factor", start_factor, strict=True)
+  end_factor = validation.check_real("end_factor", end_factor)
+  if start_factor > 1.0:
+    raise ValueError(f"`start_factor` must lie in (0, 1]; got {start_factor!r}")
+  if end_factor > 1.0:
+    raise ValueError(f"`end_factor` must lie in [0, 1]; got {end_factor!r}")
+  total_iters = validation.check_int("total_iters", total_iters)
+
+  def schedule(count: ArrayLike) -> jax.Array:
+    done = jnp.minimum(_steps(count), total_iters).astype(_float_dtype())
+    return base_lr * (start_factor + (end_factor - start_factor) * done / total_iters)
+
+  return schedule
+
+
+def polynomial_lr(base_lr: float, total_iters: int = 5, power: float = 1.0) -> Schedule:
+  r"""``torch.optim.lr_scheduler.PolynomialLR``: polynomial decay to 0.
+
+  .. math:: \eta_t = \eta_0 \Big(1 - \frac{\min(t, T)}{T}\Big)^{p}
+
+  reaching exactly 0 at ``t = T`` and staying there. torch's defaults.
+  optax's ``polynomial_schedule`` decays to an ``end_value`` with
+  ``transition_steps``/``transition_begin``; with ``end_value=0`` and
+  ``transition_steps=T`` it is the same curve.
+
+  Args:
+    base_lr: the optimizer's initial lr, ``>= 0``.
+    total_iters: ``T``, an integer ``>= 1`` (default 5).
+    power: ``p >= 0`` (default 1.0, a linear decay).
+  """
+  base_lr = validation.check_real("base_lr", base_lr)
+  total_iters = validation.check_int("total_iters", total_iters)
+  power = validation.check_real("power", power)
+
+  def schedule(count: ArrayLike) -> jax.Array:
+    left = (total_iters - jnp.minimum(_steps(count), total_iters)).astype(_float_dtype())
+    return base_lr * (left / total_iters) ** power
+
+  return schedule
+
+
+def _anneal(start: float, end: float, strategy: str):
+  """``f(done, left)``: from ``start`` (``done = 0``) to ``end`` (``left = 0``).
+
+  ``done`` and ``left = 1 - done`` are both formed from the step directly;
+  the formula is anchored at the smaller endpoint so that a tiny final lr is
+  not the difference of two large numbers.
+  """
+  weight = (lambda x: x) if strategy == "linear" else _sin2_half_pi
+  if end < start:
+    return lambda done, left: end + (start - end) * weight(left)
+  return lambda done, left: start + (end - start) * weight(done)
+
+
+def one_cycle_lr(
+    max_lr: float,
+    total_steps: int | None = None,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    three_phase: bool = False,
+) -> Schedule:
+  r"""``torch.optim.lr_scheduler.OneCycleLR``: the 1cycle policy's lr.
+
+  From ``initial = max_lr / div_factor`` up to ``max_lr`` over the first
+  ``pct_start * total_steps - 1`` steps, then down to
+  ``min = initial / final_div_factor`` at ``total_steps - 1``; with
+  ``three_phase``, back down to ``initial`` by ``2 pct_start total_steps - 2``
+  and only then to ``min``. Within a phase from ``a`` to ``b`` with progress
+  ``p``, ``anneal_strategy="cos"`` gives
+  :math:`b + (a - b)(1 + \cos \pi p) / 2` and ``"linear"`` gives
+  :math:`a + (b - a) p`. Phase boundaries, including the ``- 1``/``- 2``
+  offsets and fractional ends, are torch's, and so is the value at
+  ``t = total_steps`` (one step past the end of the last phase).
+
+  Differences from torch: torch raises once stepped past ``total_steps``; a
+  jit-compiled schedule cannot, so ``t > total_steps`` returns the value at
+  ``total_steps``. ``cycle_momentum`` (which rewrites the optimizer's
+  momentum or ``betas[0]``) is not reproduced: only the lr. optax's
+  ``cosine_onecycle_schedule`` differs in its phase boundaries (no ``- 1``
+  offsets), its argument names, and has no linear or three-phase variant.
+  Smith & Topin, "Super-Convergence", 2017.
+
+  Args:
+    max_lr: the peak lr, ``>= 0``.
+    total_steps: length of the cycle; or give ``epochs`` and
+      ``steps_per_epoch`` (``total_steps`` wins, as in torch).
+    epochs: number of epochs, an integer ``>= 1``.
+    steps_per_epoch: steps per epoch, an integer ``>= 1``.
+    pct_start: fraction of the cycle spent increasing, in ``[0, 1]``
+      (default 0.3).
+    anneal_strategy: ``"cos"`` (default) or ``"linear"``.
+    div_factor: ``initial = max_lr / div_factor``, ``> 0`` (default 25).
+    final_div_factor: ``min = initial / final_div_factor``, ``> 0``
+      (default 1e4).
+    three_phase: use the symmetric three-phase cycle (default ``False``).
+
+  Raises:
+    ValueError: for bad arguments, and where torch itself would divide by
+      zero: a first phase ending at step 0 (``pct_start * total_steps == 1``)
+      or a last phase of zero length.
+  """
+  max_lr = validation.check_real("max_lr", max_lr)
+  if total_steps is not None:
+    total_steps = validation.check_int("total_steps", total_steps)
+  elif epochs is not None and steps_per_epoch is not None:
+    total_steps = validation.check_int("epochs", epochs) * validation.check_int("steps_per_epoch", steps_per_epoch)
+  else:
+    raise ValueError("give `total_steps`, or both `epochs` and `steps_per_epoch`")
+  pct_start = validation.check_real("pct_start", pct_start)
+  if pct_start > 1.0:
+    raise ValueError(f"`pct_start` must lie in [0, 1]; got {pct_start!r}")
+  if anneal_strategy not in ("cos", "linear"):
+    raise ValueError(f"`anneal_strategy` must be 'cos' or 'linear'; got {anneal_strategy!r}")
+  div_factor = validation.check_real("div_factor", div_factor, strict=True)
+  final_div_factor = validation.check_real("final_div_factor", final_div_factor, strict=True)
+  if not isinstance(three_phase, bool):
+    raise TypeError(f"`three_phase` must be a bool; got {three_phase!r}")
+
+  initial = max_lr / div_factor
+  low = initial / final_div_factor
+  rise_end = pct_start * total_steps - 1.0
+  if three_phase:
+    ends = [rise_end, 2 * pct_start * total_steps - 2.0, total_steps - 1.0]
+    levels = [(initial, max_lr), (max_lr, initial), (initial, low)]
+  else:
+    ends = [rise_end, total_steps - 1.0]
+    levels = [(initial, max_lr), (max_lr, low)]
+  starts = [0.0] + ends[:-1]
+  if ends[0] == 0.0:
+    raise ValueError(
+        f"`pct_start` * `total_steps` == 1 ({pct_start!r} * {total_steps}) leaves the "
+        "first phase no steps; torch's OneCycleLR divides by zero there"
+    )
+  if ends[-1] == starts[-1]:
+    raise ValueError(
+        f"`pct_start`={pct_start!r} leaves the last phase of the cycle no steps; "
+        "torch's OneCycleLR divides by zero there"
+    )
+  curves = [_anneal(a, b, anneal_strategy) for a, b in levels]
+
+  def schedule(count: ArrayLike) -> jax.Array:
+    t = jnp.minimum(_steps(count), total_steps).astype(_float_dtype())
+
+    def phase_value(i):
+      length = ends[i] - starts[i]
+      return curves[i]((t - starts[i]) / length, (ends[i] - t) / length)
+
+    # torch takes the first phase whose end is >= t, else the last one.
+    value = phase_value(len(ends) - 1)
+    for i in reversed(range(len(ends) - 1)):
+      value = jnp.where(t <= ends[i], phase_value(i), value)
+    return value
+
+  return schedule

@@ -1,0 +1,101 @@
+"""Lookahead: a slow copy of the weights pulled towards a fast optimizer."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_notes.core import base, validation
+
+__all__ = ["LookaheadParams", "LookaheadState", "lookahead"]
+
+
+class LookaheadState(NamedTuple):
+  """State of :func:`lookahead`."""
+
+  fast_state: base.OptState
+  steps_since_sync: jax.Array  # int32 scalar in [0, sync_period)
+
+
+class LookaheadParams(NamedTuple):
+  """The two weight sets of Lookahead: ``fast`` (trained) and ``slow``."""
+
+  fast: base.Params
+  slow: base.Params
+
+  @classmethod
+  def init_synced(cls, params: base.Params) -> "LookaheadParams":
+    """Both copies start equal to ``params``.
+
+    ``slow`` is a copy, not the same buffers: a jitted step that donates its
+    params would otherwise donate one buffer twice (optax shares them).
+    """
+    return cls(fast=params, slow=jax.tree.map(jnp.copy, params))
+
+  def __gradient_params__(self) -> base.Params:
+    """Gradients are taken at the fast weights: what ``chain`` checks them against."""
+    return self.fast
+
+
+def lookahead(
+    fast_optimizer: base.GradientTransformation,
+    sync_period: int,
+    slow_step_size: jax.typing.ArrayLike,
+    reset_state: bool = False,
+) -> base.GradientTransformation:
+  r"""Lookahead (Zhang et al., 2019) around any fast optimizer.
+
+  The fast weights take ``k = sync_period`` steps of ``fast_optimizer``; then
+  the slow weights move a fraction ``alpha`` of the way towards them and the
+  fast weights restart from there:
+
+  .. math::
+     \phi \leftarrow \phi + \alpha\,(\theta_k - \phi), \qquad \theta \leftarrow \phi
+
+  One of the notes' "composed from small transforms" building blocks (design
+  card). ``params`` must be :class:`LookaheadParams`; gradients are taken at
+  ``params.fast``. The returned updates are a ``LookaheadParams`` to apply
+  with :func:`apply_updates`. Same state layout and numbers as
+  ``optax.lookahead``; where optax resets the fast state by multiplying with
+  ``1 - sync`` (so a NaN in it survives the reset), we select.
+
+  Args:
+    fast_optimizer: the inner optimizer.
+    sync_period: ``k >= 1`` fast steps per synchronisation.
+    slow_step_size: ``alpha`` in ``[0, 1]``.
+    reset_state: re-initialise the fast optimizer's state at each sync.
+  """
+  fast_optimizer = base.as_transform(fast_optimizer, "fast_optimizer")
+  validation.check_positive_int("sync_period", sync_period)
+  validation.check_unit_interval("slow_step_size", slow_step_size, closed_right=True)
+  validation.check_flags(reset_state=reset_state)
+
+  def init_fn(params):
+    fast = params.fast if isinstance(params, LookaheadParams) else params
+    return LookaheadState(
+        fast_state=fast_optimizer.init(fast),
+        steps_since_sync=jnp.zeros([], jnp.int32),
+    )
+
+  def update_fn(updates, state, params=None):
+    if not isinstance(params, LookaheadParams):
+      raise TypeError(
+          "lookahead's update needs `params` as LookaheadParams(fast=..., slow=...) "
+          f"(see LookaheadParams.init_synced); got {type(params).__name__}"
+      )
+    updates, fast_state = fast_optimizer.update(updates, state.fast_state, params.fast)
+    sync = state.steps_since_sync == (sync_period - 1)
+    gap = jax.tree.map(lambda f, u, s: f + u - s, params.fast, updates, params.slow)
+    slow_updates = jax.tree.map(lambda d: slow_step_size * sync * d, gap)
+    fast_updates = jax.tree.map(
+        lambda u, d: u - sync * (1 - slow_step_size) * d, updates, gap
+    )
+    if reset_state:
+      fresh = fast_optimizer.init(params.fast)
+      fast_state = jax.tree.map(lambda cur, new: jnp.where(sync, new, cur), fast_state, fresh)
+    steps = (state.steps_since_sync + 1) % sync_period
+    return LookaheadParams(fast=fast_updates, slow=slow_updates), LookaheadState(fast_state, steps)
+
+  return base.GradientTransformation(init_fn, update_fn)
