@@ -35,15 +35,10 @@ def adam(
   ``bias_correction=False`` is note 000's "almost Adam". Chain:
   :func:`scale_by_adam` then the step. Same as ``optax.adam``.
   """
-  lr_tx = scaling.scale_by_learning_rate(learning_rate)
-  tx = combine.chain(
-      adam_family.scale_by_adam(
-          b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype,
-          nesterov=nesterov, nu_dtype=nu_dtype, bias_correction=bias_correction,
-      ),
-      lr_tx,
+  return _adam_chain(
+      learning_rate, None, None, b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype,
+      nesterov=nesterov, nu_dtype=nu_dtype, bias_correction=bias_correction,
   )
-  return _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, None, lr_tx)
 
 
 def adamw(
@@ -68,28 +63,30 @@ def adamw(
   ``sqrt(v)`` (notes 001 name AdamW). Chain: :func:`scale_by_adam`,
   :func:`add_decayed_weights`, the step. Same as ``optax.adamw``.
   """
-  lr_tx = scaling.scale_by_learning_rate(learning_rate)
-  tx = combine.chain(
-      adam_family.scale_by_adam(
-          b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype,
-          nesterov=nesterov, nu_dtype=nu_dtype, bias_correction=bias_correction,
-      ),
-      scaling.add_decayed_weights(weight_decay, mask),
-      lr_tx,
+  return _adam_chain(
+      learning_rate, weight_decay, mask, b1=b1, b2=b2, eps=eps, eps_root=eps_root,
+      mu_dtype=mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype, bias_correction=bias_correction,
   )
-  if mask is not None or callable(weight_decay):
+
+
+def _adam_chain(learning_rate, weight_decay, mask, **adam_args):
+  """``scale_by_adam``, the decoupled decay if ``weight_decay`` is not None, the step.
+
+  The plain configurations (no NAdam, bias-corrected, no mask or schedule on
+  the decay) carry the fused Adam(W) kernel.
+  """
+  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  decay = [] if weight_decay is None else [scaling.add_decayed_weights(weight_decay, mask)]
+  tx = combine.chain(adam_family.scale_by_adam(**adam_args), *decay, lr_tx)
+  if adam_args["nesterov"] or not adam_args["bias_correction"]:
     return tx
-  return _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weight_decay, lr_tx)
-
-
-def _with_adam_kernel(tx, b1, b2, eps, eps_root, nesterov, bias_correction, weight_decay, lr_tx):
-  """Attaches the fused Adam(W) kernel to the plain configurations (no NAdam)."""
-  if nesterov or not bias_correction:
+  if mask is not None or callable(weight_decay):
     return tx
   if weight_decay is not None and scaling.skips_weight_decay(weight_decay):
     # add_decayed_weights(0.0) skips the add entirely: so does plain Adam's kernel.
     weight_decay = None
-  return fused.attach(tx, fused.adam_rule(b1, b2, eps, eps_root, weight_decay, lr_tx))
+  a = adam_args
+  return fused.attach(tx, fused.adam_rule(a["b1"], a["b2"], a["eps"], a["eps_root"], weight_decay, lr_tx))
 
 
 def nadam(

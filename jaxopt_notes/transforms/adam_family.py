@@ -44,12 +44,18 @@ class ScaleByAmsgradState(NamedTuple):
   nu_max: base.Updates
 
 
-def check_moment_args(b1, b2, eps, eps_root=0.0) -> None:
-  """The decays ``b1, b2`` in ``[0, 1)`` and ``eps, eps_root >= 0``: every Adam-like block's."""
+def check_moment_args(b1, b2, eps, eps_root=0.0, mu_dtype=None, nu_dtype=None, **flags):
+  """Every Adam-like block's arguments; returns the canonical ``(mu_dtype, nu_dtype)``.
+
+  The decays ``b1, b2`` in ``[0, 1)``, ``eps, eps_root >= 0``, the moments'
+  dtypes, and each keyword in ``flags`` a bool.
+  """
   validation.check_unit_interval("b1", b1)
   validation.check_unit_interval("b2", b2)
   validation.check_non_negative("eps", eps)
   validation.check_non_negative("eps_root", eps_root)
+  validation.check_flags(**flags)
+  return validation.check_dtype("mu_dtype", mu_dtype), validation.check_dtype("nu_dtype", nu_dtype)
 
 
 def _first_moment_estimate(mu, updates, b1, count, *, nesterov: bool, debias: bool):
@@ -96,6 +102,16 @@ def _init_moments(params, mu_dtype, nu_dtype):
   )
 
 
+def _adam_state_init(mu_dtype=None, nu_dtype=None):
+  """``init`` of every block whose state is a :class:`ScaleByAdamState`."""
+
+  def init_fn(params):
+    mu, nu = _init_moments(params, mu_dtype, nu_dtype)
+    return ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
+
+  return init_fn
+
+
 def scale_by_adam(
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
@@ -136,14 +152,10 @@ def scale_by_adam(
       addition over optax, e.g. float32 ``nu`` for bfloat16 params.
     bias_correction: divide the moments by ``1 - b^t`` (default ``True``).
   """
-  check_moment_args(b1, b2, eps, eps_root)
-  validation.check_flags(nesterov=nesterov, bias_correction=bias_correction)
-  mu_dtype = validation.check_dtype("mu_dtype", mu_dtype)
-  nu_dtype = validation.check_dtype("nu_dtype", nu_dtype)
-
-  def init_fn(params):
-    mu, nu = _init_moments(params, mu_dtype, nu_dtype)
-    return ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
+  mu_dtype, nu_dtype = check_moment_args(
+      b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov=nesterov, bias_correction=bias_correction
+  )
+  init_fn = _adam_state_init(mu_dtype, nu_dtype)
 
   def update_fn(updates, state, params=None):
     del params
@@ -196,10 +208,10 @@ def scale_by_amsgrad(
       (default ``True``).
     nu_dtype: dtype of the stored ``nu`` and ``nu_max`` (default: the params').
   """
-  check_moment_args(b1, b2, eps, eps_root)
-  validation.check_flags(bias_correction_mu=bias_correction_mu, bias_correction_nu=bias_correction_nu)
-  mu_dtype = validation.check_dtype("mu_dtype", mu_dtype)
-  nu_dtype = validation.check_dtype("nu_dtype", nu_dtype)
+  mu_dtype, nu_dtype = check_moment_args(
+      b1, b2, eps, eps_root, mu_dtype, nu_dtype,
+      bias_correction_mu=bias_correction_mu, bias_correction_nu=bias_correction_nu,
+  )
 
   def init_fn(params):
     mu, nu = _init_moments(params, mu_dtype, nu_dtype)
@@ -245,11 +257,8 @@ def scale_by_adamax(
     b2: decay of the running max in ``[0, 1)`` (default 0.999).
     eps: added to ``|g|`` (default 1e-8).
   """
-  check_moment_args(b1, b2, eps, 0.0)
-
-  def init_fn(params):
-    mu, nu = _init_moments(params, None, None)
-    return ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
+  check_moment_args(b1, b2, eps)
+  init_fn = _adam_state_init()
 
   def update_fn(updates, state, params=None):
     del params
@@ -292,9 +301,8 @@ def scale_by_radam(
     threshold: the ``rho_t`` above which the adaptive step is used (default 5).
     nesterov: Nesterov's first moment, as in :func:`scale_by_adam`.
   """
-  check_moment_args(b1, b2, eps, eps_root)
+  check_moment_args(b1, b2, eps, eps_root, nesterov=nesterov)
   validation.check_finite("threshold", threshold)
-  validation.check_flags(nesterov=nesterov)
   rho_inf = 2.0 / (1.0 - b2) - 1.0
 
   def rectified(rho, mu_hat, nu_hat):
@@ -305,9 +313,7 @@ def scale_by_radam(
         lambda m, v: r.astype(m.dtype) * m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat
     )
 
-  def init_fn(params):
-    mu, nu = _init_moments(params, None, None)
-    return ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
+  init_fn = _adam_state_init()
 
   def update_fn(updates, state, params=None):
     del params

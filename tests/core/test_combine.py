@@ -245,3 +245,42 @@ def test_named_chain_missing_state_entry_raises():
   del state["b"]
   with pytest.raises(ValueError, match="'b'"):
     tx.update(_params(), state, _params())
+
+
+class _TwoCopies(NamedTuple):
+  """A params container whose gradients belong to ``trained`` only."""
+
+  trained: dict
+  frozen: dict
+
+  def __gradient_params__(self):
+    return self.trained
+
+
+def test_chain_checks_gradients_against_the_tree_a_container_names():
+  params = _TwoCopies(trained={"w": jnp.ones(3)}, frozen={"w": jnp.ones(3), "extra": jnp.ones(2)})
+  tx = jn.chain(jn.clip_by_global_norm(1.0), jn.scale(-0.1))
+  state = tx.init(params.trained)
+  updates, _ = tx.update({"w": jnp.full(3, 2.0)}, state, params)
+  assert updates["w"].shape == (3,)
+  with pytest.raises(ValueError, match=r"updates\['w'\]. has shape \(1,\)"):
+    tx.update({"w": jnp.ones(1)}, state, params)
+
+
+def test_gradient_params_is_looked_up_on_the_type_not_the_entries():
+  # A mapping with such a key is a plain params tree, checked as it is.
+  params = {"__gradient_params__": jnp.ones(2)}
+  assert jn.core.combine.gradient_params(params) is params
+  tx = jn.chain(jn.scale(-0.1))
+  with pytest.raises(ValueError, match="pytree structure"):
+    tx.update({"w": jnp.ones(2)}, tx.init(params), params)
+
+
+def test_chain_with_lookahead_checks_the_fast_weights():
+  params = jn.LookaheadParams.init_synced({"w": jnp.ones(3)})
+  tx = jn.chain(jn.clip_by_global_norm(1.0), jn.lookahead(jn.sgd(0.1), sync_period=2, slow_step_size=0.5))
+  state = tx.init(params)
+  updates, state = tx.update({"w": jnp.ones(3)}, state, params)
+  assert isinstance(updates, jn.LookaheadParams)
+  with pytest.raises(ValueError, match="shape"):
+    tx.update({"w": jnp.ones(2)}, state, params)
