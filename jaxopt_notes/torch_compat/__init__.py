@@ -39,17 +39,7 @@ from jaxopt_notes.schedules.torch_style import (
     polynomial_lr,
     step_lr,
 )
-from jaxopt_notes.torch_compat.optimizers import (
-    adadelta,
-    adagrad,
-    adam,
-    adamax,
-    adamw,
-    nadam,
-    radam,
-    rmsprop,
-    sgd,
-)
+from jaxopt_notes.torch_compat.optimizers import adadelta, adagrad, adam, adamax, adamw, nadam, radam, rmsprop, sgd
 from jaxopt_notes.torch_compat.transforms import (
     TorchMomentumState,
     TorchNAdamState,

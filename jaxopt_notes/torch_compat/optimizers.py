@@ -8,15 +8,7 @@ import jax.numpy as jnp
 
 from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.schedules.torch_style import _float_dtype
-from jaxopt_notes.torch_compat._common import (
-  LR,
-  Betas,
-  Num,
-  Tx,
-  check_betas,
-  check_lr,
-  is_zero,
-)
+from jaxopt_notes.torch_compat._common import LR, Betas, Num, Tx, check_betas, check_lr, is_zero
 from jaxopt_notes.torch_compat.transforms import (
   scale_by_torch_amsgrad,
   scale_by_torch_nadam,

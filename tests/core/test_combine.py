@@ -10,24 +10,13 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
+from tests import _problems
 
 STEPS = 100
 
 
-def _params():
-  return {
-      "w": jnp.array([[1.0, -2.0, 0.5], [0.3, 2.0, -1.0]], jnp.float32),
-      "b": jnp.array([0.25, -0.75], jnp.float32),
-  }
-
-
-def _loss(params):
-  """A smooth non-quadratic loss so that gradients depend on the iterate."""
-  w, b = params["w"], params["b"]
-  return (
-      jnp.sum(jnp.sin(w) ** 2) + 0.5 * jnp.sum((w @ jnp.ones(3) - b) ** 2)
-      + jnp.sum(b**4)
-  )
+_params = _problems.two_leaf_params
+_loss = _problems.smooth_loss
 
 
 def _run(tx, steps=STEPS):

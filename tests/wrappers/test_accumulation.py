@@ -11,12 +11,7 @@ import pytest
 from absl.testing import parameterized
 
 import jaxopt_notes as jn
-from jaxopt_notes.wrappers.accumulation import (
-  MultiSteps,
-  MultiStepsState,
-  skip_large_updates,
-  skip_not_finite,
-)
+from jaxopt_notes.wrappers.accumulation import MultiSteps, MultiStepsState, skip_large_updates, skip_not_finite
 from jaxopt_notes.wrappers.finite import apply_if_finite
 from jaxopt_notes.wrappers.hyperparams import inject_hyperparams
 from tests.wrappers import _wrapper_runs as wr
