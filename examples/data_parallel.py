@@ -140,6 +140,13 @@ def train(
     x = _global(x_all[rows], split_rows)
     y = _global(y_all[rows], split_rows)
     params, opt_state, loss = step(params, opt_state, x, y)
+    # One step in flight at a time. With steps dispatched ahead, XLA:CPU's
+    # simulated devices (tasks on one shared thread pool) could leave one
+    # participant of the gradient all-reduce unscheduled under CPU load until
+    # XLA's 40 s rendezvous timeout aborted the process ("Expected 8 threads to
+    # join the rendezvous, but only 7 of them arrived"): 3 of 6 runs beside two
+    # busy processes on 2 cores, none of 20 with this wait.
+    loss.block_until_ready()
     losses.append(loss)
   return {
       "params": jax.tree.map(_local_value, params),

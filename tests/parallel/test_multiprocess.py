@@ -129,3 +129,19 @@ def test_launcher_kills_its_workers_when_they_run_too_long(tmp_path):
   # The workers shared the launcher's process group; none of it is left.
   with pytest.raises(ProcessLookupError):
     os.killpg(proc.pid, 0)
+
+
+# The module docstring's invocations, as written there (default 50 steps).
+DOCUMENTED = [(), ("--devices", "2", "--zero1")]
+
+
+@pytest.mark.parametrize("args", DOCUMENTED, ids=lambda a: " ".join(a) or "default")
+def test_documented_invocation_succeeds_every_time(args):
+  """Each documented command, three times in a row: no run may abort (XLA rendezvous timeout)."""
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env["JAX_PLATFORMS"] = "cpu"
+  for attempt in range(3):
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, f"run {attempt}: exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+    assert "loss" in proc.stdout and "rendezvous" not in proc.stderr, proc.stderr[-3000:]
