@@ -19,12 +19,23 @@ the closed form the recursion telescopes to. For the arguments accepted here
 the two agree to about 1e-12 in float64 (the tests check 1e-10 against torch
 itself); the docstrings note where torch's recursion has a quirk.
 
+**Built on the curves.** Where the curve is one of :mod:`.curves` or
+:mod:`.notes`, the schedule is that curve with torch's arguments translated:
+``step_lr`` is :func:`.notes.step_decay`, ``exponential_lr``
+:func:`.curves.exponential_decay`, ``multi_step_lr``
+:func:`.curves.piecewise_constant_schedule` and ``linear_lr``
+:func:`.curves.linear_schedule`. ``cosine_annealing_lr``,
+``polynomial_lr`` and ``one_cycle_lr`` keep their own arithmetic (below):
+the curves' ``1 + cos`` and ``1 - t / T`` lose the float32 digits kept here.
+
 **Precision.** torch forms these values in Python doubles. In float32 a
 literal such as ``gamma = 0.95`` is rounded before ``gamma ** t`` and that
 error grows with ``t``, and ``1 + cos(x)`` near its zero loses all its digits;
-so powers are taken as ``exp(t * log(gamma))`` with the logarithm in double,
-and cosines are written as squared sines of the distance to the end of the
-phase. Every schedule stays within a few float32 ulps of torch's numbers.
+so for such a ``gamma`` powers are taken as ``exp(t * log(gamma))`` with the
+logarithm in double (where ``gamma`` is exact in the float dtype, as every
+float is under x64, the curve's own ``gamma ** t`` is used), and cosines are
+written as squared sines of the distance to the end of the phase. Every
+schedule stays within a few float32 ulps of torch's numbers.
 
 Per-parameter-group lists of ``base_lr`` are not supported (build one schedule
 per group), nor are ``last_epoch`` (shift ``t`` instead) and OneCycleLR's
@@ -34,6 +45,7 @@ per group), nor are ``last_epoch`` (shift ``t`` instead) and OneCycleLR's
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -43,6 +55,7 @@ import numpy as np
 
 from jaxopt_notes.core import validation
 from jaxopt_notes.core.base import Schedule
+from jaxopt_notes.schedules import curves, notes
 
 __all__ = [
     "cosine_annealing_lr",
@@ -62,6 +75,29 @@ def _float_dtype() -> Any:
   return jax.dtypes.canonicalize_dtype(jnp.float64)
 
 
+def _exact(x: float) -> bool:
+  """Whether the Python float ``x`` is exact in the float dtype (all are under x64)."""
+  return float(np.asarray(x, _float_dtype())) == x
+
+
+def _geometric(curve: Schedule, base_lr: float, gamma: float, exponent) -> Schedule:
+  """``curve``, a ``base_lr * gamma ** exponent(t)`` curve, unless ``gamma`` is inexact.
+
+  A ``gamma`` that the float dtype rounds (0.95 in float32) would be rounded
+  before the curve's power, an error the exponent multiplies (4e-6 relative
+  by ``t = 300`` at 0.95); :func:`_power` keeps it in double instead. Decided
+  per call, as x64 may be switched on after the schedule is built.
+  """
+
+  def schedule(count: ArrayLike) -> jax.Array:
+    if curve is not None and _exact(gamma):
+      return curve(count)
+    # As the curves: a negative count is held at step 0.
+    return base_lr * _power(gamma, exponent(jnp.maximum(_steps(count), 0)))
+
+  return schedule
+
+
 def _power(base: float, exponent: ArrayLike) -> jax.Array:
   """``base ** exponent`` for a Python ``base >= 0``, without rounding it first.
 
@@ -70,7 +106,7 @@ def _power(base: float, exponent: ArrayLike) -> jax.Array:
   becomes 0.97000003), an error that ``exponent`` multiplies.
   """
   exponent = jnp.asarray(exponent, _float_dtype())
-  if float(np.asarray(base, exponent.dtype)) == base:
+  if _exact(base):
     # Exactly representable (0.5, 0.25, 0): nothing is rounded, and pow
     # avoids exp's error of |exponent * log(base)| ulps.
     return jnp.power(jnp.asarray(base, exponent.dtype), exponent)
@@ -99,16 +135,25 @@ def _steps(count: ArrayLike) -> jax.Array:
   return jnp.asarray(count)
 
 
+def _float_steps(count: ArrayLike) -> jax.Array:
+  """The count in the float dtype, for the curves: under x64 JAX divides an
+  ``int32`` count in float32, where torch's step-dependent scalars are double."""
+  return _steps(count).astype(_float_dtype())
+
+
 def step_lr(base_lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
   r"""``torch.optim.lr_scheduler.StepLR``: decay by ``gamma`` every ``step_size`` steps.
 
   .. math:: \eta_t = \eta_0\, \gamma^{\lfloor t / s \rfloor}
 
   torch multiplies the current lr by ``gamma`` whenever ``t`` is a non-zero
-  multiple of ``step_size``; this is the product in closed form. optax's
-  nearest relative is ``exponential_decay(..., staircase=True)``, which
-  counts ``transition_steps`` from ``transition_begin`` and can clip at an
-  ``end_value``. The notes' "discrete staircase" decay (SEEDS.md 004).
+  multiple of ``step_size``; this is the product in closed form. Built on
+  the notes' "discrete staircase" decay (SEEDS.md 004),
+  ``step_decay(base_lr, factor=gamma, every_steps=step_size)``, whose integer
+  floor division is exact at every boundary (optax's
+  ``exponential_decay(..., staircase=True)`` is the same rule with a float
+  floor). A ``gamma`` that float32 rounds (0.97) is raised to the power in
+  double instead, and ``gamma = 0`` (which ``step_decay`` refuses) too.
 
   Args:
     base_lr: the optimizer's initial lr, ``>= 0``.
@@ -118,11 +163,8 @@ def step_lr(base_lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
   base_lr = validation.check_real("base_lr", base_lr)
   step_size = validation.check_int("step_size", step_size)
   gamma = validation.check_real("gamma", gamma)
-
-  def schedule(count: ArrayLike) -> jax.Array:
-    return base_lr * _power(gamma, _steps(count) // step_size)
-
-  return schedule
+  curve = notes.step_decay(base_lr, gamma, step_size) if gamma > 0 else None
+  return _geometric(curve, base_lr, gamma, lambda t: t // step_size)
 
 
 def multi_step_lr(
@@ -134,8 +176,10 @@ def multi_step_lr(
 
   A milestone listed ``k`` times multiplies by ``gamma^k``, as torch's
   ``Counter`` of milestones does; the order of ``milestones`` does not
-  matter. optax's ``piecewise_constant_schedule`` takes one scale per
-  boundary instead of a shared ``gamma``.
+  matter. Built on ``piecewise_constant_schedule(base_lr, {m: gamma**k})``
+  over the distinct milestones ``m`` (``k`` their multiplicities, the scale
+  formed in double), which multiplies in the float dtype as torch does in
+  double.
 
   Args:
     base_lr: the optimizer's initial lr, ``>= 0``.
@@ -146,23 +190,23 @@ def multi_step_lr(
   gamma = validation.check_real("gamma", gamma)
   if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
     raise TypeError(f"`milestones` must be an iterable of integers; got {milestones!r}")
-  marks = [validation.check_int("milestones", m, minimum=0) for m in milestones]
-  marks = np.sort(np.asarray(marks, dtype=np.int32))
-
-  def schedule(count: ArrayLike) -> jax.Array:
-    passed = jnp.searchsorted(marks, _steps(count), side="right")
-    return base_lr * _power(gamma, passed)
-
-  return schedule
+  marks = Counter(validation.check_int("milestones", m, minimum=0) for m in milestones)
+  curve = curves.piecewise_constant_schedule(
+      base_lr, {m: gamma**k for m, k in sorted(marks.items())}
+  )
+  # Without milestones the curve is the bare Python float; torch's is an lr.
+  return lambda count: jnp.asarray(curve(count), _float_dtype())
 
 
 def exponential_lr(base_lr: float, gamma: float) -> Schedule:
   r"""``torch.optim.lr_scheduler.ExponentialLR``: ``eta_t = eta_0 gamma^t``.
 
   torch multiplies by ``gamma`` at every step; this is the closed form.
-  optax's ``exponential_decay(init_value, transition_steps=1,
-  decay_rate=gamma)`` is the same rule with float32 rounding of ``gamma``
-  before the power. The notes' ``0.95**epoch * alpha0`` (SEEDS.md 004).
+  Built on ``exponential_decay(base_lr, transition_steps=1,
+  decay_rate=gamma)``, the notes' ``0.95**epoch * alpha0`` (SEEDS.md 004).
+  That curve rounds ``gamma`` to the float dtype before the power; where
+  that rounding is inexact (0.95 in float32) the power is taken in double
+  instead, and so is ``gamma = 0``, which ``exponential_decay`` refuses.
   ``gamma`` has no default, as in torch.
 
   Args:
@@ -171,11 +215,9 @@ def exponential_lr(base_lr: float, gamma: float) -> Schedule:
   """
   base_lr = validation.check_real("base_lr", base_lr)
   gamma = validation.check_real("gamma", gamma)
-
-  def schedule(count: ArrayLike) -> jax.Array:
-    return base_lr * _power(gamma, _steps(count))
-
-  return schedule
+  decay = curves.exponential_decay(base_lr, 1, gamma) if gamma > 0 else None
+  curve = decay and (lambda count: decay(_float_steps(count)))
+  return _geometric(curve, base_lr, gamma, lambda t: t)
 
 
 def cosine_annealing_lr(  # pylint: disable=invalid-name
@@ -189,7 +231,11 @@ def cosine_annealing_lr(  # pylint: disable=invalid-name
   for every ``t``, including past ``T_max``: the lr then rises again and the
   curve is periodic with period ``2 T_max`` (no restart, no clamping). optax's
   ``cosine_decay_schedule`` instead holds ``alpha * init_value`` after
-  ``decay_steps``; this one does not.
+  ``decay_steps``; this one does not. Within ``[0, T_max]`` it is that curve
+  (``alpha = eta_min / eta_0``), but it is not built on it: the curve's
+  ``1 + cos`` cancels near ``T_max`` (5e-5 relative from torch at
+  ``T_max = 100`` in float32, 3e-4 at 250), so this one keeps ``sin^2`` of the
+  distance to ``T_max``, as :func:`one_cycle_lr`'s cosine phases do.
 
   torch computes this recursively (each step multiplies ``lr - eta_min`` by a
   ratio of cosines, with a special additive step at ``t = T_max + 1 mod
@@ -231,9 +277,10 @@ def linear_lr(
   .. math:: \eta_t = \eta_0 \Big(s + (e - s)\frac{\min(t, T)}{T}\Big)
 
   then constant at ``eta_0 * end_factor``. torch's defaults (a 5-step warm-up
-  from a third of the lr). optax's ``linear_schedule`` takes absolute
-  ``init_value``/``end_value`` instead of factors and starts its ramp at
-  ``transition_begin``.
+  from a third of the lr). Built on ``linear_schedule(eta_0 s, eta_0 e, T)``
+  (absolute values instead of factors); a rising ramp runs it backwards,
+  from ``eta_0 e`` at ``T - t``, so that the smaller end is the one it adds
+  to and a small start (``s = 0.01``) keeps its float32 digits.
 
   Args:
     base_lr: the optimizer's initial lr ``eta_0``, ``>= 0``.
@@ -250,12 +297,12 @@ def linear_lr(
   if end_factor > 1.0:
     raise ValueError(f"`end_factor` must lie in [0, 1]; got {end_factor!r}")
   total_iters = validation.check_int("total_iters", total_iters)
-
-  def schedule(count: ArrayLike) -> jax.Array:
-    done = jnp.minimum(_steps(count), total_iters).astype(_float_dtype())
-    return base_lr * (start_factor + (end_factor - start_factor) * done / total_iters)
-
-  return schedule
+  start, end = base_lr * start_factor, base_lr * end_factor
+  if end < start:
+    ramp = curves.linear_schedule(start, end, total_iters)
+    return lambda count: ramp(_float_steps(count))
+  backwards = curves.linear_schedule(end, start, total_iters)
+  return lambda count: backwards(_float_steps(total_iters - _steps(count)))
 
 
 def polynomial_lr(base_lr: float, total_iters: int = 5, power: float = 1.0) -> Schedule:
@@ -266,7 +313,11 @@ def polynomial_lr(base_lr: float, total_iters: int = 5, power: float = 1.0) -> S
   reaching exactly 0 at ``t = T`` and staying there. torch's defaults.
   optax's ``polynomial_schedule`` decays to an ``end_value`` with
   ``transition_steps``/``transition_begin``; with ``end_value=0`` and
-  ``transition_steps=T`` it is the same curve.
+  ``transition_steps=T`` it is the same curve, but it is not built on it:
+  its base ``1 - t / T`` is rounded twice (7e-6 relative from torch at
+  ``T = 150``, ``p = 2`` in float32) and under jit is not exactly 0 at
+  ``t = T`` (``p = 0.5`` then gives 7e-5, not 0); ``(T - t) / T`` here is
+  one rounding and exactly 0.
 
   Args:
     base_lr: the optimizer's initial lr, ``>= 0``.
@@ -326,7 +377,11 @@ def one_cycle_lr(
   ``total_steps``. ``cycle_momentum`` (which rewrites the optimizer's
   momentum or ``betas[0]``) is not reproduced: only the lr. optax's
   ``cosine_onecycle_schedule`` differs in its phase boundaries (no ``- 1``
-  offsets), its argument names, and has no linear or three-phase variant.
+  offsets), its argument names, and has no linear or three-phase variant,
+  so this is not built on it; nor are its phases built on
+  ``linear_schedule``, whose ``1 - t / T`` (and the curve's ``1 + cos``)
+  near the end of a phase cost the small final lr its float32 digits. The
+  cosine phases share :func:`cosine_annealing_lr`'s ``sin^2`` form.
   Smith & Topin, "Super-Convergence", 2017.
 
   Args:
