@@ -67,6 +67,7 @@ from jaxopt_notes.schedules import (
     warmup_exponential_decay_schedule,
 )
 from jaxopt_notes.training.checkpoint import (
+    CheckpointBusyError,
     CheckpointMismatchError,
     all_checkpoint_steps,
     latest_checkpoint_step,
@@ -183,7 +184,7 @@ __all__ = [
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
     # checkpoints
-    "CheckpointMismatchError", "all_checkpoint_steps", "latest_checkpoint_step",
+    "CheckpointBusyError", "CheckpointMismatchError", "all_checkpoint_steps", "latest_checkpoint_step",
     "restore_checkpoint", "save_checkpoint",
     # many devices
     "bytes_per_device", "placed_like", "shard_state", "sharding",

@@ -15,11 +15,13 @@ other params) raises :class:`CheckpointMismatchError` naming the first leaf
 that differs, instead of restoring a state the update would misread.
 
 How it is stored: each tree is flattened to its leaves, which orbax writes
-as arrays (``ocp.args.StandardSave`` inside a ``CheckpointManager``, one
-directory per step), and a JSON record of every leaf's path, shape and dtype
-and of the tree structure, which restore compares with the template before
-reading any array. Zero-size leaves carry no data and are rebuilt from the
-record; typed PRNG keys are stored as their key data.
+as arrays (``ocp.args.StandardSave`` through a ``Checkpointer``, one
+directory per step), and a JSON record of every leaf's path, shape, dtype and
+CRC-32 and of the tree structure, which restore compares with the template
+before reading any array (and, for the CRC, after). Zero-size leaves carry no
+data and are rebuilt from the record; typed PRNG keys are stored as their key
+data. How step folders are written, swapped, locked and pruned so that a
+killed or concurrent writer never loses a step is in ``_checkpoint_files``.
 
 orbax-checkpoint is an optional dependency (``pip install
 "jaxopt_notes[checkpoint]"``); it is imported when a function here is first
@@ -29,6 +31,7 @@ called, so the rest of the package works without it.
 from __future__ import annotations
 
 import os
+import zlib
 from typing import Any, Optional
 
 import jax
@@ -36,8 +39,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_notes.core import base, validation
+from jaxopt_notes.training import _checkpoint_files as _files
+from jaxopt_notes.training._checkpoint_files import CheckpointBusyError
 
 __all__ = [
+    "CheckpointBusyError",
     "CheckpointMismatchError",
     "all_checkpoint_steps",
     "latest_checkpoint_step",
@@ -72,7 +78,7 @@ def _is_key(dtype: Any) -> bool:
 def _leaf_record(path, leaf) -> dict[str, Any]:
   dtype = leaf.dtype if hasattr(leaf, "dtype") else jnp.asarray(leaf).dtype
   shape = tuple(leaf.shape) if hasattr(leaf, "shape") else ()
-  record = {"path": jax.tree_util.keystr(path), "shape": list(shape), "dtype": str(dtype)}
+  record: dict[str, Any] = {"path": jax.tree_util.keystr(path), "shape": list(shape), "dtype": str(dtype)}
   if _is_key(dtype):
     record["key_impl"] = str(jax.random.key_impl(leaf)) if isinstance(leaf, jax.Array) else None
   return record
@@ -124,6 +130,22 @@ def _first_difference(
   return None
 
 
+def _refuse_inexact(name: str, tree: Any) -> None:
+  """Raises for a leaf JAX would store in another dtype (numpy 64-bit with x64 off)."""
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None or isinstance(leaf, jax.Array) or _is_key(dtype):
+      continue
+    canonical = jax.dtypes.canonicalize_dtype(dtype)
+    if np.dtype(canonical) != np.dtype(dtype):
+      raise ValueError(
+          f"`{name}` leaf {name}{jax.tree_util.keystr(path)} is a numpy {np.dtype(dtype)} "
+          f"array, which JAX (jax_enable_x64 off) would store as {np.dtype(canonical)}: it "
+          "could not be restored exactly. Cast it, or enable x64 "
+          '(jax.config.update("jax_enable_x64", True)) before saving.'
+      )
+
+
 def _payload(tree: Any) -> dict[str, jax.Array]:
   """The leaves that hold data, keyed by their position in the flattened tree."""
   out = {}
@@ -136,12 +158,24 @@ def _payload(tree: Any) -> dict[str, jax.Array]:
   return out
 
 
-def _manager(directory: Any, *, read_only: bool, max_to_keep: Optional[int] = None):
+def _crc32(array: Any) -> Optional[str]:
+  """CRC-32 of the array's bytes (C order), or ``None`` if this process lacks some shards."""
+  if not getattr(array, "is_fully_addressable", True):
+    return None
+  data = np.ascontiguousarray(np.asarray(array)).reshape(-1).view(np.uint8)
+  return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"  # type: ignore[arg-type]  # numpy's stubs: a Buffer only on 3.12+
+
+
+def _checkpointer():
   ocp = _orbax()
-  options = ocp.CheckpointManagerOptions(
-      max_to_keep=max_to_keep, read_only=read_only, create=not read_only
-  )
-  return ocp.CheckpointManager(os.path.abspath(os.fspath(directory)), options=options)
+  return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+
+
+def _directory(directory: Any) -> str:
+  try:
+    return os.path.abspath(os.fspath(directory))
+  except TypeError:
+    raise TypeError(f"`directory` must be a path (str or os.PathLike); got {directory!r}") from None
 
 
 def save_checkpoint(
@@ -152,12 +186,43 @@ def save_checkpoint(
     *,
     overwrite: bool = False,
     max_to_keep: Optional[int] = None,
+    checksum: bool = True,
 ) -> str:
   """Writes ``params`` and ``opt_state`` as checkpoint ``step`` under ``directory``.
 
-  Blocks until the files are complete (orbax writes asynchronously; this
-  waits), so the process may exit or be preempted right after it returns.
-  Each step is its own subdirectory, ``directory/<step>``.
+  Blocks until the files are complete, so the process may exit or be
+  preempted right after it returns. Each step is its own subdirectory,
+  ``directory/<step>``. The new checkpoint is written in full under a
+  temporary name and then renamed into place (an existing one is renamed
+  aside first and deleted after), so a writer killed at any instant leaves
+  the step restorable: the old checkpoint or the new one, never neither.
+
+  Only one writer saves a given step at a time: a lock file
+  ``directory/.<step>.lock`` (created with ``O_CREAT | O_EXCL``) makes a second
+  concurrent writer, thread or process, raise :class:`CheckpointBusyError`
+  while the first's checkpoint is kept. A lock left by a killed writer on
+  this host is stale once its pid no longer runs and is broken by the next
+  writer; a lock from another host is broken after an hour (see
+  ``_checkpoint_files``). The next writer of a step also removes what a
+  killed writer of it left behind.
+
+  With ``checksum`` (the default) the CRC-32 of every leaf's bytes is stored
+  in the checkpoint's record and :func:`restore_checkpoint` verifies it.
+  Its cost, measured with ``benchmarks/bench_checkpoint.py`` on this
+  project's shared 2-core CPU machine for 100M float32 parameters plus SGD
+  momentum (800 MB): computing the CRCs takes 0.23 s, added once to a save
+  and once to a restore. End to end that is within the machine's noise:
+  three runs gave save 2.77 / 2.60 / 2.18 s with the checksum against
+  3.62 / 1.81 / 3.76 s without, restore 1.85 / 1.96 / 3.13 s against
+  1.29 / 2.05 / 2.79 s (medians of 3, 5 and 3 repeats), so about +13% of
+  the fastest save seen (1.81 s) and +18% of the fastest restore (1.29 s).
+  The checksum needs each array on the host, an extra
+  device-to-host copy on an accelerator; leaves this process holds only
+  some shards of are not checksummed.
+
+  Numpy leaves JAX would store in another dtype (``float64``, ``int64``,
+  ``uint64`` while ``jax_enable_x64`` is off) are refused, as they could not
+  be restored exactly.
 
   Args:
     directory: the run's checkpoint directory (created if missing).
@@ -166,58 +231,107 @@ def save_checkpoint(
     opt_state: the optimizer state, as returned by ``init``/``update``.
     overwrite: replace an existing checkpoint of the same step (default
       ``False``: that raises ``FileExistsError``).
-    max_to_keep: keep only this many newest checkpoints (default: all).
+    max_to_keep: keep only the ``max_to_keep`` highest step numbers (default:
+      all); the lower ones are deleted after this step is written. A step
+      that would not be among them (``max_to_keep`` higher steps are already
+      saved) is refused with ``ValueError`` before anything is written.
+    checksum: store a CRC-32 of each leaf, verified on restore (default
+      ``True``).
 
   Returns:
     The path of the written step directory.
 
   Raises:
     FileExistsError: the step exists and ``overwrite`` is false.
+    CheckpointBusyError: (a ``FileExistsError``) another writer is saving
+      this step right now; nothing was written.
+    ValueError: a bad argument, a numpy leaf that could not be restored
+      exactly, or a step below the ``max_to_keep`` highest saved ones.
     ImportError: orbax-checkpoint is not installed.
   """
   ocp = _orbax()
   step = validation.check_int("step", step, minimum=0)
   if max_to_keep is not None:
-    validation.check_positive_int("max_to_keep", max_to_keep)
+    max_to_keep = validation.check_int("max_to_keep", max_to_keep, minimum=1)
+  validation.check_flags(overwrite=overwrite, checksum=checksum)
+  root = _directory(directory)
   trees = {"params": params, "opt_state": opt_state}
-  meta = {"format": _FORMAT, "step": step, **{n: _describe(t) for n, t in trees.items()}}
-  items = {"meta": ocp.args.JsonSave(meta)}
+  meta: dict[str, Any] = {"format": _FORMAT, "step": step}
+  items = {}
   for name, tree in trees.items():
+    _refuse_inexact(name, tree)
+    meta[name] = _describe(tree)
     payload = _payload(tree)
+    if checksum:
+      for key, array in payload.items():
+        meta[name]["leaves"][int(key)]["crc32"] = _crc32(array)
     if payload:
       items[name] = ocp.args.StandardSave(payload)
-  manager = _manager(directory, read_only=False, max_to_keep=max_to_keep)
-  try:
-    if step in manager.all_steps():
-      if not overwrite:
-        raise FileExistsError(
-            f"a checkpoint for step {step} already exists in {manager.directory}; "
-            "pass overwrite=True to replace it"
-        )
-      manager.delete(step)
-    # force: orbax would otherwise skip, silently, any step below the latest.
-    manager.save(step, args=ocp.args.Composite(**items), force=True)
-    manager.wait_until_finished()
-    return os.fspath(manager.directory / str(step))
-  finally:
-    manager.close()
+  items["meta"] = ocp.args.JsonSave(meta)
+  os.makedirs(root, exist_ok=True)
+  with _files.step_lock(root, step):
+    _files.recover(root, step)
+    saved = _files.list_steps(root)
+    if step in saved and not overwrite:
+      raise FileExistsError(
+          f"a checkpoint for step {step} already exists in {root}; "
+          "pass overwrite=True to replace it"
+      )
+    higher = [s for s in saved if s > step]
+    if max_to_keep is not None and len(higher) >= max_to_keep:
+      raise ValueError(
+          f"`step` {step} would not be kept: `max_to_keep`={max_to_keep} keeps the highest "
+          f"step numbers and {root} already holds {higher[-max_to_keep:]}; nothing was written"
+      )
+    new = _files.new_path(root, step)
+    checkpointer = _checkpointer()
+    try:
+      checkpointer.save(new, args=ocp.args.Composite(**items))
+    finally:
+      checkpointer.close()
+    path = _files.commit(root, step, new)
+  if max_to_keep is not None:
+    for old in _files.list_steps(root)[:-max_to_keep]:
+      try:
+        with _files.step_lock(root, old):
+          _files.remove_step(root, old)
+      except CheckpointBusyError:
+        pass  # being rewritten right now; pruned by a later save
+  return path
 
 
 def all_checkpoint_steps(directory: Any) -> list[int]:
   """The steps saved under ``directory``, ascending (empty if there are none)."""
-  if not os.path.isdir(os.fspath(directory)):
-    return []
-  manager = _manager(directory, read_only=True)
-  try:
-    return sorted(manager.all_steps())
-  finally:
-    manager.close()
+  return _files.list_steps(_directory(directory))
 
 
 def latest_checkpoint_step(directory: Any) -> Optional[int]:
   """The newest step saved under ``directory``, or ``None``."""
   steps = all_checkpoint_steps(directory)
   return steps[-1] if steps else None
+
+
+def _holds(path: str) -> str:
+  """What a step folder holds, for an error message."""
+  try:
+    names = sorted(n for n in os.listdir(path) if not n.startswith(("_", ".")) and n != "commit_success.txt")
+  except OSError:
+    return "nothing readable"
+  return f"the items {names}" if names else "no items"
+
+
+def _verify(step: int, path: str, name: str, meta: dict[str, Any], restored: dict[str, Any]) -> None:
+  for key, array in restored.items():
+    record = meta["leaves"][int(key)]
+    want = record.get("crc32")
+    if want is None:
+      continue
+    got = _crc32(array)
+    if got is not None and got != want:
+      raise CheckpointMismatchError(
+          f"checkpoint step {step} at {path!r} is corrupted: the data of {name}{record['path']} "
+          f"does not match its checksum (crc32 {got}, saved {want})"
+      )
 
 
 def _template_state(optimizer: base.GradientTransformation, params: Any) -> Any:
@@ -283,17 +397,22 @@ def restore_checkpoint(
 
   Raises:
     FileNotFoundError: no checkpoint (of that step) in ``directory``.
-    CheckpointMismatchError: the checkpoint does not fit the template; the
-      message names the first differing leaf.
+    CheckpointMismatchError: the checkpoint does not fit the template (the
+      message names the first differing leaf), a leaf's data does not match
+      the checksum saved with it (the message names the leaf), or the folder
+      was not written by :func:`save_checkpoint` (the message says what it
+      holds).
     ImportError: orbax-checkpoint is not installed.
   """
   ocp = _orbax()
   optimizer = base.as_transform(optimizer, "optimizer")
-  steps = all_checkpoint_steps(directory)
+  root = _directory(directory)
+  steps = all_checkpoint_steps(root)
   if not steps:
     raise FileNotFoundError(f"no checkpoints in {os.fspath(directory)!r}")
   step = steps[-1] if step is None else validation.check_int("step", step, minimum=0)
-  if step not in steps:
+  path = _files.step_path(root, step) if step in steps else None
+  if path is None:
     raise FileNotFoundError(
         f"no checkpoint for step {step} in {os.fspath(directory)!r}; saved steps: {steps}"
     )
@@ -302,14 +421,17 @@ def restore_checkpoint(
     opt_state_template = _template_state(optimizer, params_template)
     sources["opt_state"] = "optimizer.init(params_template)"
   templates = {"params": params_template, "opt_state": opt_state_template}
-  manager = _manager(directory, read_only=True)
+  foreign = (
+      f"step {step} in {os.fspath(directory)!r} was not written by "
+      f"jaxopt_notes.save_checkpoint: its folder holds {_holds(path)}"
+  )
+  if not os.path.isdir(os.path.join(path, "meta")):
+    raise CheckpointMismatchError(f"{foreign}, and no 'meta' record")
+  checkpointer = _checkpointer()
   try:
-    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    meta = checkpointer.restore(path, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-      raise CheckpointMismatchError(
-          f"step {step} in {os.fspath(directory)!r} was not written by "
-          "jaxopt_notes.save_checkpoint"
-      )
+      raise CheckpointMismatchError(f"{foreign}, and its 'meta' record is not jaxopt_notes'")
     for name in _TREES:
       problem = _first_difference(name, meta[name], _describe(templates[name]), sources[name])
       if problem:
@@ -327,11 +449,12 @@ def restore_checkpoint(
           if record.get("key_impl") or np.prod(record["shape"], dtype=int) > 0
       }
     items = {n: ocp.args.StandardRestore(a) for n, a in abstract.items() if a}
-    restored = manager.restore(step, args=ocp.args.Composite(**items)) if items else {}
-    out = {
-        name: _rebuild(templates[name], meta[name], restored[name] if abstract[name] else {})
-        for name in _TREES
-    }
+    restored = checkpointer.restore(path, args=ocp.args.Composite(**items)) if items else {}
   finally:
-    manager.close()
+    checkpointer.close()
+  out = {}
+  for name in _TREES:
+    arrays = restored[name] if abstract[name] else {}
+    _verify(step, path, name, meta[name], arrays)
+    out[name] = _rebuild(templates[name], meta[name], arrays)
   return out["params"], out["opt_state"], step
