@@ -20,8 +20,14 @@ where XLA's rsqrt is reproduced), with a
 constant or scheduled learning rate, when every param, grad and state leaf is
 float32. Plain SGD is already a single loop in XLA, so by default it takes
 the kernel only up to 2**20 parameters, where the per-call overhead is what
-the kernel saves. RMSProp and AdaGrad with the constant learning rate 1 keep
-the reference path (XLA folds that step's -1 into a product's sign).
+the kernel saves. Where XLA's simplifier rewrites the reference arithmetic
+for a hyper-parameter it sees as a constant (a decay of 0.5, Adam's or
+Adadelta's eps of 0, a step of +-1 for RMSProp, AdaGrad and Adadelta, also
+from a schedule whose value ignores the count; see ``rules.py``) and around
+``flatten`` of a single leaf of two or more dimensions, the reference path
+is kept. A state not laid out as ``tx.init(params)`` lays it out is left to
+the reference path, which rejects it. The kernel survives pickling
+(cloudpickle) and copying of the optimizer.
 Adadelta also has a bfloat16 kernel, for every leaf bfloat16 and Python-number
 hyper-parameters: there XLA rounds every operation to bfloat16, and so does
 the kernel (any host; arrays or a schedule make XLA compute in float32, and
@@ -84,14 +90,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_notes.core import base, validation
+from jaxopt_notes.core import base
 from jaxopt_notes.core import tree as tree_lib
-from jaxopt_notes.transforms import scaling
+from jaxopt_notes.kernels import rules
 
 __all__ = ["apply_step", "fused_status", "FusedStatus", "kernel_library_path"]
 
-_F32 = jnp.float32
-_SGD_MAX = 1 << 20  # params up to which plain SGD takes the kernel by default
 _TARGETS = {
     "adam": "JonAdamStep",
     "momentum": "JonMomentumStep",
@@ -189,184 +193,62 @@ def kernel_library_path() -> Optional[str]:
   return None
 
 
-class _Prepared(NamedTuple):
-  scalars: jax.Array  # float32 vector handed to the kernel
-  moments: tuple  # state trees laid out like params, read and rewritten
-  rebuild: Callable[..., Any]  # new moment trees -> the new optimizer state
+# The rule constructors the optimizers attach (defined in rules.py).
+adam_rule = rules.adam_rule
+momentum_rule = rules.momentum_rule
+sgd_rule = rules.sgd_rule
+rms_rule = rules.rms_rule
+rss_rule = rules.rss_rule
+adadelta_rule = rules.adadelta_rule
+_Rule = rules.Rule
+_Prepared = rules.Prepared
+
+_MARK = "__jaxopt_notes_fused__"
 
 
-class _Rule(NamedTuple):
-  """How one optimizer maps onto one kernel."""
+class _Attached:
+  """What :func:`attach` stores on an optimizer's update function.
 
-  kernel: str  # key of _TARGETS
-  flag: bool  # Adam: weight decay on; momentum: Nesterov
-  prepare: Callable[[Any], _Prepared]  # optimizer state -> kernel inputs
-  # Above this many params the default (fused=None) keeps the reference path.
-  auto_max_params: Optional[int] = None
-  # The kernel exists only where XLA's rsqrt is reproduced (rsqrt_steps > 0).
-  needs_xla_rsqrt: bool = False
-  # The state is one vector per moment over the concatenated leaves
-  # (wrappers.flatten around the optimizer), not a tree like params.
-  flat_state: bool = False
-  dtype: Any = _F32  # of every param, grad and state leaf
-  # The rule to use instead when every leaf is bfloat16.
-  bf16: Optional["_Rule"] = None
+  It travels with the function: cloudpickle (which pickles a closure by value,
+  its ``__dict__`` included) and ``copy`` keep the kernel. ``fn`` tells the
+  function it was attached to from a wrapper that copied the attribute
+  (``functools.wraps`` copies ``__dict__``), which must not inherit it.
+  """
+
+  __slots__ = ("fn", "rule")
+
+  def __init__(self, fn: Callable, rule: _Rule):
+    self.fn, self.rule = fn, rule
 
 
-# Registry: an optimizer's update function -> its rule. Keyed weakly, so a
-# dropped optimizer leaves nothing behind.
+# Update functions that take no attribute (a builtin, a bound method): keyed
+# weakly by identity, so a dropped optimizer leaves nothing behind; such a
+# function loses its kernel when pickled.
 _RULES: "weakref.WeakKeyDictionary[Callable, _Rule]" = weakref.WeakKeyDictionary()
 
 
 def attach(tx: base.GradientTransformation, rule: _Rule):
   """Marks ``tx`` as steppable by ``rule``'s kernel; returns ``tx``."""
-  _RULES[tx.update] = rule
+  try:
+    setattr(tx.update, _MARK, _Attached(tx.update, rule))
+  except (AttributeError, TypeError):
+    _RULES[tx.update] = rule
   return tx
 
 
 def rule_of(tx: base.GradientTransformation) -> Optional[_Rule]:
   """The fused rule attached to ``tx``, or ``None``."""
   try:
-    return _RULES.get(tx[1])  # a plain (init, update) tuple has no .update
-  except (TypeError, IndexError):  # not weakly referenceable, not a pair
+    fn = tx[1]  # a plain (init, update) tuple has no .update
+  except (TypeError, IndexError, KeyError):
     return None
-
-
-def _f32(x) -> jax.Array:
-  return jnp.asarray(x, _F32)
-
-
-def _step_size(lr_tx: base.GradientTransformation, lr_state):
-  """The signed step size and the learning-rate state after this step.
-
-  Running the real learning-rate transform on a 1.0 gives exactly the factor
-  it would multiply the updates by, constant or scheduled.
-  """
-  factor, new_state = lr_tx.update(jnp.ones((), _F32), lr_state)
-  return _f32(factor), new_state
-
-
-def adam_rule(b1, b2, eps, eps_root, weight_decay, lr_tx) -> _Rule:
-  """Adam (and AdamW when ``weight_decay`` is not ``None``): state
-  ``(ScaleByAdamState, [EmptyState,] lr_state)``."""
-
-  def prepare(state):
-    adam_state, lr_state = state[0], state[-1]
-    count = tree_lib.safe_increment(adam_state.count)
-    step, new_lr_state = _step_size(lr_tx, lr_state)
-    scalars = jnp.stack([
-        _f32(1 - b1), _f32(b1), _f32(1 - b2), _f32(b2),
-        _f32(tree_lib.bias_correction_factor(b1, count)),
-        _f32(tree_lib.bias_correction_factor(b2, count)),
-        _f32(eps_root), _f32(eps), _f32(0.0 if weight_decay is None else weight_decay), step,
-    ])
-
-    def rebuild(mu, nu):
-      return (adam_state._replace(count=count, mu=mu, nu=nu), *state[1:-1], new_lr_state)
-
-    return _Prepared(scalars, (adam_state.mu, adam_state.nu), rebuild)
-
-  return _Rule("adam", weight_decay is not None, prepare)
-
-
-def momentum_rule(decay, nesterov: bool, lr_tx) -> _Rule:
-  """SGD with (Nesterov) momentum: state ``(TraceState, lr_state)``."""
-
-  def prepare(state):
-    trace_state, lr_state = state
-    step, new_lr_state = _step_size(lr_tx, lr_state)
-    return _Prepared(
-        jnp.stack([_f32(decay), step]), (trace_state.trace,),
-        lambda t: (trace_state._replace(trace=t), new_lr_state),
-    )
-
-  return _Rule("momentum", nesterov, prepare)
-
-
-def sgd_rule(lr_tx) -> _Rule:
-  """Plain SGD: state ``(EmptyState, lr_state)``."""
-
-  def prepare(state):
-    step, new_lr_state = _step_size(lr_tx, state[1])
-    return _Prepared(step[None], (), lambda: (state[0], new_lr_state))
-
-  # Plain SGD is already one loop per leaf in XLA; measured, the kernel only
-  # wins where the per-call overhead dominates (small models).
-  return _Rule("sgd", False, prepare, auto_max_params=_SGD_MAX)
-
-
-def rms_rule(decay, eps, lr_tx) -> _Rule:
-  """RMSProp, eps inside the root: state ``(ScaleByRmsState, lr_state, EmptyState)``."""
-
-  def prepare(state):
-    rms_state, lr_state, rest = state
-    step, new_lr_state = _step_size(lr_tx, lr_state)
-    return _Prepared(
-        jnp.stack([_f32(1 - decay), _f32(decay), _f32(eps), step,
-                   _f32(fused_status().rsqrt_steps)]), (rms_state.nu,),
-        lambda nu: (rms_state._replace(nu=nu), new_lr_state, rest),
-    )
-
-  return _Rule("rms", False, prepare)
-
-
-def rss_rule(eps, lr_tx) -> _Rule:
-  """AdaGrad, eps inside the root: state ``(ScaleByRssState, lr_state)``."""
-
-  def prepare(state):
-    rss_state, lr_state = state
-    step, new_lr_state = _step_size(lr_tx, lr_state)
-    return _Prepared(
-        jnp.stack([_f32(eps), step, _f32(fused_status().rsqrt_steps)]),
-        (rss_state.sum_of_squares,),
-        lambda s: (rss_state._replace(sum_of_squares=s), new_lr_state),
-    )
-
-  return _Rule("rss", False, prepare)
-
-
-def adadelta_rule(rho, eps, weight_decay, lr_tx, neg_one: bool,
-                  bf16_step: Optional[float] = None) -> _Rule:
-  """Adadelta, L2 weight decay first: state ``(wd_state, ScaleByAdaDeltaState, lr_state)``.
-
-  In float32 it runs only where XLA's rsqrt was reproduced; ``neg_one``: the
-  step is the constant -1 (no learning rate, or 1), which XLA folds into the
-  gradient's sign. ``bf16_step``: the signed step as a Python number, given
-  when the learning rate is one (or none); then, with every leaf bfloat16
-  and Python-number ``rho``, ``eps`` and ``weight_decay`` (which JAX rounds to
-  bfloat16), a second kernel rounds every operation to bfloat16 as XLA does.
-  Array or scheduled hyper-parameters compute in float32 there, and keep the
-  reference path.
-  """
-  # As add_decayed_weights: only a Python 0 skips the add (an array 0 adds 0 * p).
-  wd_on = not scaling.skips_weight_decay(weight_decay)
-
-  def prepare(state):
-    wd_state, ada_state, lr_state = state
-    step, new_lr_state = _step_size(lr_tx, lr_state)
-    scalars = jnp.stack([
-        _f32(1 - rho), _f32(rho), _f32(eps), step, _f32(weight_decay),
-        _f32(fused_status().rsqrt_steps), _f32(1.0 if neg_one else 0.0),
-    ])
-    return _Prepared(
-        scalars, (ada_state.e_g, ada_state.e_x),
-        lambda e_g, e_x: (wd_state, ada_state._replace(e_g=e_g, e_x=e_x), new_lr_state),
-    )
-
-  def prepare_bf16(state):
-    wd_state, ada_state, lr_state = state
-    scalars = jnp.stack([
-        _f32(jnp.asarray(x, jnp.bfloat16)) for x in (1 - rho, rho, eps, bf16_step, weight_decay)
-    ])
-    return _Prepared(
-        scalars, (ada_state.e_g, ada_state.e_x),
-        lambda e_g, e_x: (wd_state, ada_state._replace(e_g=e_g, e_x=e_x), lr_state),
-    )
-
-  bf16 = None
-  if bf16_step is not None and all(map(validation.is_python_number, (rho, eps, weight_decay))):
-    bf16 = _Rule("adadelta_bf16", wd_on, prepare_bf16, dtype=jnp.bfloat16)
-  return _Rule("adadelta", wd_on, prepare, needs_xla_rsqrt=True, bf16=bf16)
+  mark = getattr(fn, "__dict__", {}).get(_MARK)
+  if isinstance(mark, _Attached) and mark.fn is fn:
+    return mark.rule
+  try:
+    return _RULES.get(fn)
+  except TypeError:  # not weakly referenceable
+    return None
 
 
 def call_kernel(kernel: str, flag: bool, scalars: jax.Array, params: Sequence[jax.Array],
@@ -393,7 +275,11 @@ def call_kernel(kernel: str, flag: bool, scalars: jax.Array, params: Sequence[ja
   return outs[:n], [outs[n + s * k:n + (s + 1) * k] for s in range(len(moments))]
 
 
-def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
+# The kernels that reproduce XLA's rsqrt (RMSProp, AdaGrad, float32 Adadelta).
+_RSQRT_KERNELS = ("rms", "rss", "adadelta")
+
+
+def _why_not(tx, rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
   """Why the kernel cannot take this step ('' when it can)."""
   if rule is None:
     return ("this optimizer has no fused kernel (sgd, adam, adamw, rmsprop, adagrad and "
@@ -413,13 +299,33 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
   p_leaves, treedef = jax.tree.flatten(params)
   if not p_leaves:
     return "params have no leaves"
-  if jax.tree.structure(grads) != treedef:
+  if jax.tree.structure(grads) != treedef:  # type: ignore[operator]
     return "grads and params differ in structure"
   try:
+    # Laid out as tx.init(params) lays it out: the rule reads only some of the
+    # state (adam's rule would take and return an adamw state), the
+    # reference path checks it all.
+    want = jax.tree.structure(jax.eval_shape(tx.init, params))
+    if jax.tree.structure(state) != want:  # type: ignore[operator]
+      return f"the state is not this optimizer's: expected {want}, got {jax.tree.structure(state)}"
     # Shapes only: the step's scalars are computed once, on the fused path.
     moments = jax.eval_shape(lambda s: rule.prepare(s).moments, state)
-  except (TypeError, ValueError, AttributeError, IndexError) as e:
+  except (TypeError, ValueError, AttributeError, IndexError, KeyError) as e:
     return f"the state is not this optimizer's ({e})"
+  refused = rule.refuse(state) if rule.refuse is not None else ""
+  if refused:
+    return refused
+  nonempty = [p for p in p_leaves if math.prod(jnp.shape(p))]
+  if rule.kernel in _RSQRT_KERNELS and any(jnp.ndim(p) > 1 and 1 in jnp.shape(p) for p in nonempty):
+    # Measured: on (1, 9) and (1, 1, 9) leaves XLA's rsqrt differs from the
+    # kernel's by an ulp in the last element (not on (9,), same values).
+    return ("a leaf of two or more dimensions with a dimension of size 1: XLA compiles its "
+            "root differently from the kernel")
+  if rule.flat_state and len(nonempty) == 1 and jnp.ndim(nonempty[0]) > 1:
+    # flatten's concatenation is then a reshape, which XLA moves through the
+    # step and compiles otherwise (measured: Adam's division, Adadelta's roots).
+    return ("flatten around a single leaf of two or more dimensions: XLA compiles the "
+            "reshaped step differently from the kernel")
   if rule.flat_state:
     total = sum(math.prod(jnp.shape(p)) for p in p_leaves)
     for m in moments:
@@ -432,7 +338,7 @@ def _why_not(rule: Optional[_Rule], grads, state, params, auto: bool) -> str:
   trees = [("params", params), ("grads", grads)] + [("state", m) for m in moments]
   for name, tree in trees:
     leaves, td = jax.tree.flatten(tree)
-    if td != treedef:
+    if td != treedef:  # type: ignore[operator]
       return f"{name} is not laid out like params"
     for leaf, p in zip(leaves, p_leaves):
       if jnp.result_type(leaf) != rule.dtype or jnp.shape(leaf) != jnp.shape(p):
@@ -519,7 +425,7 @@ def apply_step(
   if fused is False:
     return _reference_path(tx, grads, state, params, **extra_args)
   rule = _for_dtype(rule_of(tx), params)
-  reason = _why_not(rule, grads, state, params, auto=fused is None)
+  reason = _why_not(tx, rule, grads, state, params, auto=fused is None)
   if reason:
     if fused:
       raise ValueError(f"apply_step(fused=True) cannot use the fused kernel: {reason}")

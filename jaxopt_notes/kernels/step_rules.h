@@ -475,6 +475,7 @@ struct AdadeltaBf16 {  // hp: 1-rho, rho, eps, signed step, wd; each a bfloat16 
   __attribute__((always_inline)) static inline void Loop(const float* hp, const LeafT<uint16_t>& l,
                                                          int64_t b, int64_t e) {
     const float c = hp[0], rho = hp[1], eps = hp[2], step = hp[3], lam = hp[4];
+    const bool neg = step == -1.0f;
     const uint16_t* __restrict g0 = l.g;
     const uint16_t* __restrict p0 = l.p_in;
     const uint16_t* __restrict eg0 = l.s_in[0];
@@ -492,7 +493,8 @@ struct AdadeltaBf16 {  // hp: 1-rho, rho, eps, signed step, wd; each a bfloat16 
       const float u = Round(ratio * g);
       eg1[i] = Bits(eg);
       ex1[i] = Bits(Round(Round(Round(u * u) * c) + Round(ex * rho)));
-      p1[i] = Bits(Round(p + Round(u * step)));
+      // XLA turns u * -1 into -u, which flips a NaN's sign where a multiply keeps it.
+      p1[i] = Bits(Round(p + Round(neg ? -u : u * step)));
     }
   }
 };

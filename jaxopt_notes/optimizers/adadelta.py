@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, cast
 
 from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.kernels import fused
-from jaxopt_notes.optimizers._common import LR, Num, is_one
+from jaxopt_notes.optimizers._common import LR, Num
 from jaxopt_notes.transforms import adaptive, masking, scaling
 
 __all__ = ["adadelta"]
@@ -40,9 +40,8 @@ def adadelta(
   )
   if weight_decay_mask is not None or callable(weight_decay):
     return tx
-  neg_one = learning_rate is None or is_one(learning_rate)
   # The bfloat16 kernel takes a Python-number step (JAX rounds it to bfloat16).
   python_lr = validation.is_python_number(learning_rate)
-  bf16_step = -1.0 if learning_rate is None else (-learning_rate if python_lr else None)
-  return fused.attach(tx, fused.adadelta_rule(rho, eps, weight_decay, step, neg_one, bf16_step))
+  bf16_step = -1.0 if learning_rate is None else (-cast(float, learning_rate) if python_lr else None)
+  return fused.attach(tx, fused.adadelta_rule(rho, eps, weight_decay, step, bf16_step))
 
