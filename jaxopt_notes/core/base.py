@@ -17,7 +17,7 @@ our combinators accept optax's.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Callable, NamedTuple, Optional, Protocol, Union
+from typing import Any, Callable, NamedTuple, Optional, Protocol, Union, cast
 
 import jax
 import jax.numpy as jnp
@@ -94,7 +94,8 @@ def _optax_extra_args_class() -> tuple[type, ...]:
   return (optax_class,)
 
 
-class GradientTransformationExtraArgs(GradientTransformation, *_optax_extra_args_class()):
+# The bases are computed at import (optax's class only when installed), which mypy cannot follow.
+class GradientTransformationExtraArgs(GradientTransformation, *_optax_extra_args_class()):  # type: ignore[misc]
   """A transform whose ``update`` accepts extra keyword arguments.
 
   Combinators (``chain``, ``named_chain``, ``masked``) forward extra keyword
@@ -134,7 +135,8 @@ def as_transform(tx: Any, name: str = "transform") -> GradientTransformation:
     TypeError: naming ``name`` when ``tx`` is not such a pair.
   """
   if isinstance(tx, tuple) and len(tx) == 2 and all(map(callable, tx)):
-    return tx
+    # Returned as given: ours, optax's (the same two fields) or a bare pair.
+    return cast(GradientTransformation, tx)
   raise TypeError(
       f"`{name}` must be a GradientTransformation (an `(init, update)` pair of "
       f"callables, from jaxopt_notes or optax); got {type(tx).__name__}: {tx!r}"

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import collections
 
-import jax
-import numpy as np
-
 from jaxopt_notes.core import base
 from jaxopt_notes.core import tree as tree_lib
 
 __all__ = ["chain", "named_chain"]
-
-
-def _shape(x) -> tuple[int, ...]:
-  return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
 
 
 def gradient_params(params):
@@ -30,35 +23,25 @@ def gradient_params(params):
   return params if hook is None else hook(params)
 
 
-def check_updates_match_params(updates, params, name: str = "params") -> None:
+def check_updates_match_params(
+    updates, params, name: str = "params", *, state=None, state_name: str = "state",
+) -> None:
   """Raises a clear error when gradients and params disagree in structure or shape.
 
-  Transforms that ignore ``params`` would otherwise accept any tree and the
-  mismatch would surface only in ``apply_updates``. ``params`` is compared
-  through :func:`gradient_params`, so a container of several weight sets
-  (Lookahead's) is checked against the set its gradients belong to.
+  The one check of the incoming updates that every update path runs: the
+  combinators and wrappers, and each building block on its own. ``params``
+  is compared through :func:`gradient_params`, so a container of several
+  weight sets (Lookahead's) is checked against the set its gradients belong
+  to. With ``params=None`` a block passes its own per-parameter state
+  (``state=state.mu``, named ``state_name``) instead, so a ``(1,)`` gradient
+  against a ``(3,)`` moment is refused rather than broadcast. Raises
+  ``ValueError`` naming the first differing path and both shapes
+  (:func:`~jaxopt_notes.core.tree.check_tree_like`).
   """
-  if params is None:
-    return
-  params = gradient_params(params)
-  if jax.tree.structure(updates) != jax.tree.structure(params):
-    raise ValueError(
-        f"`updates` does not have the pytree structure of `{name}` "
-        f"({tree_lib.describe_difference(params, updates)}). Gradients must be "
-        "shaped like the params they update."
-    )
-  # Same structure, other shapes would broadcast silently: a (1,) gradient
-  # would move every entry of a (3,) param by the same step.
-  shapes = [_shape(x) for x in jax.tree.leaves(updates)]
-  if shapes != [_shape(x) for x in jax.tree.leaves(params)]:
-    for (path, u), p in zip(jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(params)):
-      if _shape(u) != _shape(p):
-        where = jax.tree_util.keystr(path)
-        raise ValueError(
-            f"`updates{where}` has shape {_shape(u)} but `{name}{where}` has "
-            f"shape {_shape(p)}. Gradients must be shaped like the params they "
-            "update."
-        )
+  if params is not None:
+    tree_lib.check_tree_like(updates, gradient_params(params), ("updates", name))
+  elif state is not None:
+    tree_lib.check_tree_like(updates, state, ("updates", state_name))
 
 
 def chain(*transforms: base.GradientTransformation) -> base.GradientTransformationExtraArgs:

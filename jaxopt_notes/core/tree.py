@@ -29,6 +29,7 @@ __all__ = [
     "apply_updates",
     "bias_correction",
     "check_params_tree",
+    "check_tree_like",
     "describe_difference",
     "global_norm",
     "placed_like",
@@ -96,6 +97,56 @@ def describe_difference(a: Any, b: Any, is_leaf=None) -> str:
   return f"same leaf paths but different node types: {ta} vs {tb}"
 
 
+def _shape(x: Any) -> tuple[int, ...]:
+  return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def first_shape_difference(tree: Any, other: Any, is_leaf=None) -> Optional[tuple[str, Any, Any]]:
+  """``(path, shape in tree, shape in other)`` of the first leaf whose shapes differ.
+
+  For two trees of the same structure; ``None`` leaves are skipped, and
+  ``None`` is returned when every shape agrees.
+  """
+  leaves = jax.tree_util.tree_leaves_with_path(tree, is_leaf=is_leaf)
+  for (path, a), b in zip(leaves, jax.tree.leaves(other, is_leaf=is_leaf)):
+    if a is None or b is None:
+      continue
+    if _shape(a) != _shape(b):
+      return jax.tree_util.keystr(path), _shape(a), _shape(b)
+  return None
+
+
+def check_tree_like(
+    tree: Any, reference: Any, names: Sequence[str] = ("updates", "params"),
+) -> None:
+  """Raises ``ValueError`` unless ``tree`` has the structure and leaf shapes of ``reference``.
+
+  The one check every update path runs on the incoming updates, against
+  the params when given or else the transform's own state (its moments):
+  a ``(1,)`` gradient against a ``(3,)`` moment would otherwise broadcast
+  silently, and a ``(2,)`` one fail with a bare JAX ``TypeError``. ``None``
+  leaves (empty subtrees) must sit at the same places in both trees. The
+  error names the first differing path and, for a shape, both shapes.
+  Only shapes and structure are read, so it works on tracers and costs
+  nothing in a compiled step.
+  """
+  first, second = names
+  if jax.tree.structure(tree, is_leaf=_is_none) != jax.tree.structure(reference, is_leaf=_is_none):  # type: ignore[operator]
+    raise ValueError(
+        f"`{first}` does not have the pytree structure of `{second}` "
+        f"({describe_difference(reference, tree, _is_none)}). Gradients must be "
+        "shaped like the params they update."
+    )
+  diff = first_shape_difference(tree, reference, _is_none)
+  if diff is not None:
+    where, got, want = diff
+    raise ValueError(
+        f"`{first}{where}` has shape {got} but `{second}{where}` has shape "
+        f"{want}. Gradients must be shaped like the params they update (a "
+        "mismatch would broadcast silently or fail inside the arithmetic)."
+    )
+
+
 def tree_map_checked(
     f: Callable[..., Any],
     tree: Any,
@@ -112,7 +163,7 @@ def tree_map_checked(
     return jax.tree.map(f, tree, *rest, is_leaf=is_leaf)
   except (ValueError, TypeError) as err:
     for i, other in enumerate(rest, start=1):
-      if jax.tree.structure(tree, is_leaf=is_leaf) != jax.tree.structure(
+      if jax.tree.structure(tree, is_leaf=is_leaf) != jax.tree.structure(  # type: ignore[operator]
           other, is_leaf=is_leaf
       ):
         first = names[0] if names else "the first tree"
@@ -122,6 +173,16 @@ def tree_map_checked(
             f"({describe_difference(tree, other, is_leaf)}). They must match "
             "leaf for leaf: pass the same params to `init` and `update`, and "
             "gradients shaped like the params."
+        ) from err
+    for i, other in enumerate(rest, start=1):
+      diff = first_shape_difference(tree, other, is_leaf)
+      if diff is not None:
+        first = names[0] if names else "the first tree"
+        second = names[i] if i < len(names) else f"tree #{i}"
+        where, a, b = diff
+        raise ValueError(
+            f"`{first}{where}` has shape {a} but `{second}{where}` has shape "
+            f"{b}: they must be shaped alike ({err})."
         ) from err
     raise
 
@@ -135,7 +196,7 @@ def safe_increment(count: jax.typing.ArrayLike) -> jax.Array:
   """
   count = jnp.asarray(count)
   if jnp.issubdtype(count.dtype, jnp.integer):
-    top = jnp.iinfo(count.dtype).max
+    top: jax.typing.ArrayLike = jnp.iinfo(count.dtype).max
   elif jnp.issubdtype(count.dtype, jnp.floating):
     top = jnp.finfo(count.dtype).max
   else:
@@ -282,7 +343,7 @@ def tree_update_infinity_moment(
 # differently and drifts ~1e-5 from the jitted result after a few steps.
 @functools.partial(jax.jit, inline=True)
 def bias_correction(
-    moment: Any, decay: jax.typing.ArrayLike, count: jax.typing.ArrayLike
+    moment: Any, decay: jax.typing.ArrayLike, count: jax.Array
 ) -> Any:
   r"""Removes the zero-initialisation bias of an exponential moving average.
 
@@ -302,14 +363,14 @@ def bias_correction(
   return jax.tree.map(lambda t: t / correction.astype(t.dtype), moment)
 
 
-def bias_correction_factor(decay: jax.typing.ArrayLike, count: jax.typing.ArrayLike) -> jax.Array:
+def bias_correction_factor(decay: jax.typing.ArrayLike, count: jax.Array) -> jax.Array:
   """``1 - decay**count``, the divisor of :func:`bias_correction`.
 
   Formed in the count's precision and only cast to the moment's dtype by the
   caller: in bfloat16 ``beta**t`` would round to 1 and divide by zero. The
   fused kernels (:mod:`jaxopt_notes.kernels.fused`) take this same scalar.
   """
-  return 1 - decay**count
+  return 1 - decay**count  # type: ignore[return-value]  # an ndarray decay defers to Array.__rpow__
 
 
 tree_bias_correction = bias_correction

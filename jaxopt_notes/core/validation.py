@@ -135,7 +135,8 @@ def check_positive_int(name: str, value: Any) -> None:
   v = _check_number(name, value)
   if v is None:
     return
-  if v != int(v) or v < 1:
+  # A NaN or Inf has no int(); it is refused here, naming the argument.
+  if not math.isfinite(v) or v != int(v) or v < 1:
     raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}")
 
 

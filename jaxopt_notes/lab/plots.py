@@ -234,7 +234,7 @@ def loss_curves(
 
 
 def curves(
-    series: Mapping[str, Sequence[float]],
+    series: Mapping[str, Union[Sequence[float], jax.typing.ArrayLike]],
     *,
     x: Optional[Sequence[float]] = None,
     xlabel: str = "step",

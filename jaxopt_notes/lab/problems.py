@@ -482,7 +482,7 @@ def compare(
   }
 
 
-def losses(problem: Problem, path: jax.Array) -> jax.Array:
+def losses(problem: Problem, path: jax.typing.ArrayLike) -> jax.Array:
   """``problem.loss`` at every row of ``path``."""
   return jax.vmap(problem.loss)(jnp.asarray(path))
 
@@ -504,7 +504,7 @@ def _first(mask: np.ndarray) -> Optional[int]:
 
 
 def summary_rows(
-    paths: Mapping[str, jax.Array],
+    paths: Mapping[str, jax.typing.ArrayLike],
     problem: Problem,
     tol: float = 1e-2,
     radius: Optional[float] = None,
@@ -530,6 +530,7 @@ def summary_rows(
            "steps_to_tol": None, "steps_to_radius": None, "ended_in": None,
            "diverged": not bool(finite[-1])}
     if problem.minimum is not None:
+      assert f_min is not None  # min_loss is None only without a minimum
       dist = np.linalg.norm(path - np.asarray(problem.minimum), axis=1)
       row["distance"] = float(dist[-1])
       row["steps_to_tol"] = _first(finite & (loss - f_min < tol))
@@ -558,7 +559,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], tol: float = 1e-2) -> str:
 
 
 def gradient_variance(
-    problem: Problem, w: Sequence[float], samples: int = 4096, seed: int = 0
+    problem: Problem, w: Union[Sequence[float], jax.typing.ArrayLike], samples: int = 4096, seed: int = 0
 ) -> float:
   r"""``E |g_hat(w) - grad f(w)|^2`` of a stochastic problem, from ``samples`` draws.
 

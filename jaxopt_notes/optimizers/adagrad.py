@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from jaxopt_notes.core import base, combine
 from jaxopt_notes.kernels import fused
-from jaxopt_notes.optimizers._common import LR, Num, is_one
-from jaxopt_notes.transforms import adaptive, scaling
+from jaxopt_notes.optimizers._common import LR, Num, descent_step, is_one
+from jaxopt_notes.transforms import adaptive
 
 __all__ = ["adagrad"]
 
@@ -24,7 +24,7 @@ def adagrad(
   and 003. Chain: :func:`scale_by_rss` then ``scale_by_learning_rate``. Same as
   ``optax.adagrad`` by default.
   """
-  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  lr_tx = descent_step(learning_rate)
   tx = combine.chain(
       adaptive.scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt), lr_tx,
   )

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from jaxopt_notes.core import base, combine
 from jaxopt_notes.kernels import fused
-from jaxopt_notes.optimizers._common import LR, Num
+from jaxopt_notes.optimizers._common import LR, Num, descent_step
 from jaxopt_notes.transforms import adam_family, masking, scaling
 
 __all__ = ["adam", "adamax", "adamw", "amsgrad", "nadam", "nadamw", "radam"]
@@ -75,7 +75,7 @@ def _adam_chain(learning_rate, weight_decay, mask, **adam_args):
   The plain configurations (no NAdam, bias-corrected, no mask or schedule on
   the decay) carry the fused Adam(W) kernel.
   """
-  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  lr_tx = descent_step(learning_rate)
   decay = [] if weight_decay is None else [scaling.add_decayed_weights(weight_decay, mask)]
   tx = combine.chain(adam_family.scale_by_adam(**adam_args), *decay, lr_tx)
   if adam_args["nesterov"] or not adam_args["bias_correction"]:
@@ -151,7 +151,7 @@ def radam(
   """
   return combine.chain(
       adam_family.scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov),
-      scaling.scale_by_learning_rate(learning_rate),
+      descent_step(learning_rate),
   )
 
 
@@ -178,7 +178,7 @@ def amsgrad(
           b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu,
           nu_dtype=nu_dtype,
       ),
-      scaling.scale_by_learning_rate(learning_rate),
+      descent_step(learning_rate),
   )
 
 
@@ -196,6 +196,6 @@ def adamax(
   """
   return combine.chain(
       adam_family.scale_by_adamax(b1, b2, eps),
-      scaling.scale_by_learning_rate(learning_rate),
+      descent_step(learning_rate),
   )
 

@@ -6,8 +6,8 @@ from typing import Optional
 
 from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.kernels import fused
-from jaxopt_notes.optimizers._common import LR, Num, is_one
-from jaxopt_notes.transforms import adaptive, moments, scaling
+from jaxopt_notes.optimizers._common import LR, Num, descent_step, is_one
+from jaxopt_notes.transforms import adaptive, moments
 
 __all__ = ["rmsprop"]
 
@@ -34,7 +34,7 @@ def rmsprop(
   if momentum is not None:
     validation.check_unit_interval("momentum", momentum)
   scaler = adaptive.scale_by_stddev if centered else adaptive.scale_by_rms
-  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  lr_tx = descent_step(learning_rate)
   tx = combine.chain(
       scaler(
           decay=decay, eps=eps, initial_scale=initial_scale,

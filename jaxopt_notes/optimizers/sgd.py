@@ -6,8 +6,8 @@ from typing import Any, Optional
 
 from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.kernels import fused
-from jaxopt_notes.optimizers._common import LR, Num
-from jaxopt_notes.transforms import moments, scaling
+from jaxopt_notes.optimizers._common import LR, Num, descent_step
+from jaxopt_notes.transforms import moments
 
 __all__ = ["sgd"]
 
@@ -41,7 +41,7 @@ def sgd(
   # Checked even without momentum, where they would be silently ignored.
   validation.check_flags(nesterov=nesterov, average_momentum=average_momentum)
   validation.check_dtype("accumulator_dtype", accumulator_dtype)
-  lr_tx = scaling.scale_by_learning_rate(learning_rate)
+  lr_tx = descent_step(learning_rate)
   if momentum is None:
     return fused.attach(combine.chain(base.identity(), lr_tx), fused.sgd_rule(lr_tx))
   validation.check_unit_interval("momentum", momentum)

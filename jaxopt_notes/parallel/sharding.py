@@ -96,6 +96,22 @@ def _place(tree: Any, shardings: Any) -> Any:
   return jax.tree.map(put, tree, shardings)
 
 
+def _placed_like_param(param: Any, update: Any) -> Any:
+  """``update`` given the sharding of ``param``, eagerly as under ``jit``.
+
+  Under ``jit`` a sharding annotation (:func:`~jaxopt_notes.core.tree.placed_like`);
+  eagerly, where an annotation does nothing and the update would keep the
+  split layout of the moments it came from, a ``device_put`` to the param's
+  sharding (the all-gather XLA inserts under ``jit``).
+  """
+  concrete = lambda x: isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
+  if concrete(param) and concrete(update):
+    if update.sharding.is_equivalent_to(param.sharding, update.ndim):
+      return update
+    return jax.device_put(update, param.sharding)
+  return tree_lib.placed_like(param, update)
+
+
 def shard_state(
     tx: base.GradientTransformation,
     mesh: Mesh,
@@ -111,7 +127,8 @@ def shard_state(
   :math:`1/n` of their replicated size (Adam: :math:`2|w|/n` instead of
   :math:`2|w|`); the updates are equal to those of ``tx`` (elementwise
   arithmetic on slices) and are given the sharding of ``params`` (when
-  passed), so XLA adds the all-gather that hands each device the full
+  passed), eagerly and under ``jit`` alike: XLA adds (or, eagerly, a
+  ``device_put`` does) the all-gather that hands each device the full
   update for its replicated params, and the params stay replicated.
 
   Meant for data parallelism: params replicated over ``axis`` (and any
@@ -143,7 +160,7 @@ def shard_state(
       # Computed from split moments, the updates would come out split and
       # drag the replicated params into the state's layout (and a retrace).
       updates = tree_lib.tree_map_checked(
-          tree_lib.placed_like, params, updates, names=("params", "updates")
+          _placed_like_param, params, updates, names=("params", "updates")
       )
     return updates, constrain(state)
 

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxopt_notes.core import validation
 from jaxopt_notes.core.base import Schedule
@@ -44,11 +45,23 @@ def _traced(x: Any) -> bool:
   return isinstance(x, jax.core.Tracer)
 
 
+def _check_values(**values: Any) -> None:
+  """Every value a schedule returns or scales by is finite; ``None`` and traced ones pass.
+
+  A NaN or infinite learning rate turns every update into NaN (or Inf), so
+  it raises ``ValueError`` naming the argument, as a non-finite float
+  learning rate does; a non-number raises ``TypeError``.
+  """
+  for name, value in values.items():
+    if value is not None:
+      validation.check_that(name, value, np.isfinite, "a finite number (or array of them)")
+
+
 def _check_schedule(name: str, value: Any) -> None:
   validation.check_callable(name, value, "a schedule (a callable count -> value)")
 
 
-def _clip_toward(value: jax.Array, end_value: ArrayLike, rate: ArrayLike):
+def _clip_toward(value: jax.Array, end_value: ArrayLike, rate: float | jax.Array):
   # A decaying rate (< 1) stops at a floor, a growing one at a ceiling; a
   # traced rate cannot pick the side in Python, so both are computed.
   if _traced(rate):
@@ -70,6 +83,7 @@ def constant_schedule(value: ArrayLike) -> Schedule:
         "`value` must be a number or array, not a callable: a schedule can be "
         f"passed as the learning rate directly; got {value!r}"
     )
+  _check_values(value=value)
   return lambda count: value
 
 
@@ -93,6 +107,7 @@ def polynomial_schedule(
   :math:`B + T` on when :math:`P` is not an integer; here the base is clamped
   at 0, which changes no eager value. Reference: Keras ``PolynomialDecay``.
   """
+  _check_values(init_value=init_value, end_value=end_value, power=power)
   validation.check_steps("transition_steps", transition_steps)
   validation.check_steps("transition_begin", transition_begin, allow_zero=True)
 
@@ -140,6 +155,7 @@ def piecewise_constant_schedule(
   Scales must be non-negative, as in optax. Reference: He et al., "Deep
   Residual Learning", CVPR 2016 (rate / 10 at fixed iterations).
   """
+  _check_values(init_value=init_value)
   if boundaries_and_scales is None:
     boundaries_and_scales = {}
   if not isinstance(boundaries_and_scales, Mapping):
@@ -171,7 +187,7 @@ def piecewise_constant_schedule(
 
 
 def exponential_decay(
-    init_value: ArrayLike, transition_steps: int, decay_rate: float,
+    init_value: ArrayLike, transition_steps: int, decay_rate: ArrayLike,
     transition_begin: int = 0, staircase: bool = False,
     end_value: Optional[ArrayLike] = None,
 ) -> Schedule:
@@ -195,6 +211,7 @@ def exponential_decay(
   A traced ``decay_rate`` is accepted (optax needs a concrete one).
   Reference: Keras ``ExponentialDecay``; lecture note 004.
   """
+  _check_values(init_value=init_value, end_value=end_value)
   validation.check_steps("transition_steps", transition_steps)
   validation.check_that("decay_rate", decay_rate, lambda v: v > 0, "a positive rate")
   validation.check_steps("transition_begin", transition_begin, allow_zero=True)
@@ -232,6 +249,7 @@ def cosine_decay_schedule(
   Reference: Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with
   Warm Restarts", ICLR 2017.
   """
+  _check_values(init_value=init_value, alpha=alpha, exponent=exponent)
   validation.check_steps("decay_steps", decay_steps)
   total = float(decay_steps) if isinstance(decay_steps, int) else decay_steps
 
@@ -275,6 +293,8 @@ def warmup_cosine_decay_schedule(
   ``peak_value`` is accepted. Reference: Goyal et al., 2017 (warm-up);
   Loshchilov & Hutter, ICLR 2017 (cosine).
   """
+  _check_values(init_value=init_value, peak_value=peak_value, end_value=end_value,
+                exponent=exponent)
   validation.check_steps("decay_steps", decay_steps)
   if not (_traced(decay_steps) or _traced(warmup_steps)):
     validation.check_steps("warmup_steps", warmup_steps, allow_zero=True)
@@ -285,7 +305,7 @@ def warmup_cosine_decay_schedule(
       )
   if _traced(peak_value):
     safe_peak = jnp.where(peak_value == 0.0, 1.0, peak_value)
-    alpha = jnp.where(peak_value == 0.0, 0.0, end_value / safe_peak)
+    alpha: ArrayLike = jnp.where(peak_value == 0.0, 0.0, end_value / safe_peak)
   else:
     alpha = 0.0 if peak_value == 0.0 else end_value / peak_value
   decay = cosine_decay_schedule(
@@ -315,6 +335,7 @@ def warmup_exponential_decay_schedule(
   the errors of :func:`exponential_decay` replace optax's logged constant
   fallbacks. Reference: Goyal et al., 2017; Keras ``ExponentialDecay``.
   """
+  _check_values(init_value=init_value, peak_value=peak_value, end_value=end_value)
   decay = exponential_decay(peak_value, transition_steps, decay_rate,
                             transition_begin, staircase, end_value)
   warmup = _warmup(init_value, peak_value, warmup_steps)
@@ -362,7 +383,7 @@ def join_schedules(
   return schedule
 
 
-def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, ArrayLike]]) -> Schedule:
+def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> Schedule:
   r"""SGD with warm restarts: warm-up-cosine cycles joined end to end.
 
   .. math::
@@ -418,6 +439,7 @@ def cosine_onecycle_schedule(
   Reference: Smith & Topin, "Super-Convergence: Very Fast Training of Neural
   Networks Using Large Learning Rates", 2017.
   """
+  _check_values(peak_value=peak_value)
   validation.check_steps("transition_steps", transition_steps)
   validation.check_that("pct_start", pct_start, lambda v: (0 <= v) & (v < 1),
            "a fraction in [0, 1)")

@@ -80,7 +80,7 @@ def _exact(x: float) -> bool:
   return float(np.asarray(x, _float_dtype())) == x
 
 
-def _geometric(curve: Schedule, base_lr: float, gamma: float, exponent) -> Schedule:
+def _geometric(curve: Schedule | None, base_lr: float, gamma: float, exponent) -> Schedule:
   """``curve``, a ``base_lr * gamma ** exponent(t)`` curve, unless ``gamma`` is inexact.
 
   A ``gamma`` that the float dtype rounds (0.95 in float32) would be rounded
@@ -89,7 +89,7 @@ def _geometric(curve: Schedule, base_lr: float, gamma: float, exponent) -> Sched
   per call, as x64 may be switched on after the schedule is built.
   """
 
-  def schedule(count: ArrayLike) -> jax.Array:
+  def schedule(count: ArrayLike) -> ArrayLike:
     if curve is not None and _exact(gamma):
       return curve(count)
     # As the curves: a negative count is held at step 0.

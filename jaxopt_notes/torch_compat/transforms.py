@@ -29,7 +29,7 @@ __all__ = [
 class TorchMomentumState(NamedTuple):
   """State of :func:`torch_momentum`: updates seen and the momentum buffer."""
 
-  count: jax.Array  # int32 scalar
+  count: jax.Array  # type: ignore[assignment]  # named like tuple.count, as optax's; int32 scalar
   momentum_buffer: base.Updates
 
 
@@ -133,7 +133,7 @@ def scale_by_torch_amsgrad(
 class TorchNAdamState(NamedTuple):
   """State of :func:`scale_by_torch_nadam`: Adam's plus the product of the mus."""
 
-  count: jax.Array  # int32 scalar
+  count: jax.Array  # type: ignore[assignment]  # named like tuple.count, as optax's; int32 scalar
   mu_product: jax.Array  # scalar, the default float dtype
   mu: base.Updates
   nu: base.Updates

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, cast
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +63,7 @@ def num_examples(data: Any, name: str = "data") -> int:
       )
   if n == 0:
     raise ValueError(f"`{name}` has no examples (leading axis of size 0)")
+  assert n is not None  # `leaves` is not empty, so the loop has set it
   return n
 
 
@@ -116,7 +117,8 @@ def epoch_order(key: Optional[jax.Array], epoch: int, n: int, shuffle: Optional[
   """
   if shuffle is None:
     return jnp.arange(n)
-  return jax.random.permutation(jax.random.fold_in(key, 0 if shuffle == "once" else epoch), n)
+  # A shuffle needs a key: the callers run check_shuffle first.
+  return jax.random.permutation(jax.random.fold_in(cast(jax.Array, key), 0 if shuffle == "once" else epoch), n)
 
 
 @functools.partial(jax.jit, static_argnames="size")

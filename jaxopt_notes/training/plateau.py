@@ -32,7 +32,7 @@ class ReduceLROnPlateauState(NamedTuple):
   best_value: jax.Array  # best averaged value seen so far
   plateau_count: jax.Array  # int32: windows since the last improvement
   cooldown_count: jax.Array  # int32: windows left before plateaus count again
-  count: jax.Array  # int32: values folded into avg_value so far
+  count: jax.Array  # type: ignore[assignment]  # int32: values folded into avg_value so far (optax's name)
   avg_value: jax.Array  # running mean of the current window's values
 
 

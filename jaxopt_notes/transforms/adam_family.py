@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxopt_notes.core import base, validation
+from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.core import tree as tree_lib
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
 class ScaleByAdamState(NamedTuple):
   """State of Adam-type scalings: step count, first and second moments."""
 
-  count: jax.Array  # int32 scalar
+  count: jax.Array  # type: ignore[assignment]  # named like tuple.count, as optax's; int32 scalar
   mu: base.Updates
   nu: base.Updates
 
@@ -38,7 +38,7 @@ class ScaleByAdamState(NamedTuple):
 class ScaleByAmsgradState(NamedTuple):
   """State of :func:`scale_by_amsgrad`: Adam's plus the running max of ``nu``."""
 
-  count: jax.Array  # int32 scalar
+  count: jax.Array  # type: ignore[assignment]  # named like tuple.count, as optax's; int32 scalar
   mu: base.Updates
   nu: base.Updates
   nu_max: base.Updates
@@ -158,6 +158,7 @@ def scale_by_adam(
   init_fn = _adam_state_init(mu_dtype, nu_dtype)
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params, state=state.mu, state_name="state.mu")
     del params
     mu = tree_lib.tree_update_moment(updates, state.mu, b1, 1)
     nu = tree_lib.tree_update_moment_per_elem_norm(updates, state.nu, b2, 2)
@@ -219,6 +220,7 @@ def scale_by_amsgrad(
     return ScaleByAmsgradState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu, nu_max=nu_max)
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params, state=state.mu, state_name="state.mu")
     del params
     mu = tree_lib.tree_update_moment(updates, state.mu, b1, 1)
     nu = tree_lib.tree_update_moment_per_elem_norm(updates, state.nu, b2, 2)
@@ -261,6 +263,7 @@ def scale_by_adamax(
   init_fn = _adam_state_init()
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params, state=state.mu, state_name="state.mu")
     del params
     count = tree_lib.safe_increment(state.count)
     mu = tree_lib.tree_update_moment(updates, state.mu, b1, 1)
@@ -316,6 +319,7 @@ def scale_by_radam(
   init_fn = _adam_state_init()
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params, state=state.mu, state_name="state.mu")
     del params
     mu = tree_lib.tree_update_moment(updates, state.mu, b1, 1)
     nu = tree_lib.tree_update_moment_per_elem_norm(updates, state.nu, b2, 2)

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_notes.core import base, validation
+from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.core import tree as tree_lib
 
 __all__ = [
@@ -85,6 +85,7 @@ def scale_by_rss(
     )
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params, state=state.sum_of_squares, state_name="state.sum_of_squares")
     del params
     sums = tree_lib.tree_map_checked(
         lambda g, s: tree_lib.abs_sq(g) + s, updates, state.sum_of_squares
@@ -110,7 +111,7 @@ class ScaleByRmsState(NamedTuple):
 class ScaleByRmsWithCountState(NamedTuple):
   """State of :func:`scale_by_rms` with bias correction."""
 
-  count: jax.Array  # int32 scalar
+  count: jax.Array  # type: ignore[assignment]  # named like tuple.count, as optax's; int32 scalar
   nu: base.Updates
 
 
@@ -151,6 +152,7 @@ def scale_by_rms(
     return ScaleByRmsState(nu=nu)
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params, state=state.nu, state_name="state.nu")
     del params
     nu = tree_lib.tree_update_moment_per_elem_norm(updates, state.nu, decay, 2)
     if bias_correction:
@@ -179,7 +181,7 @@ class ScaleByRStdDevState(NamedTuple):
 class ScaleByRStdDevWithCountState(NamedTuple):
   """State of :func:`scale_by_stddev` with bias correction."""
 
-  count: jax.Array  # int32 scalar
+  count: jax.Array  # type: ignore[assignment]  # named like tuple.count, as optax's; int32 scalar
   mu: base.Updates
   nu: base.Updates
 
@@ -221,6 +223,7 @@ def scale_by_stddev(
     return ScaleByRStdDevState(mu=mu, nu=nu)
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params, state=state.mu, state_name="state.mu")
     del params
     mu = tree_lib.tree_update_moment(updates, state.mu, decay, 1)
     nu = tree_lib.tree_update_moment_per_elem_norm(updates, state.nu, decay, 2)
@@ -279,6 +282,7 @@ def scale_by_adadelta(
     )
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params, state=state.e_g, state_name="state.e_g")
     del params
     e_g = tree_lib.tree_update_moment(updates, state.e_g, rho, 2)
     updates = jax.tree.map(

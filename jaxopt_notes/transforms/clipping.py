@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxopt_notes.core import base, validation
+from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.core import tree as tree_lib
 
 __all__ = ["clip", "clip_by_global_norm"]
@@ -26,6 +26,7 @@ def clip(max_delta: jax.typing.ArrayLike) -> base.GradientTransformation:
   validation.check_non_negative("max_delta", max_delta)
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params)
     del params
     return jax.tree.map(lambda g: jnp.clip(g, -max_delta, max_delta), updates), state
 
@@ -48,6 +49,7 @@ def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> base.GradientTransfor
   validation.check_positive("max_norm", max_norm)
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params)
     del params
     norm = tree_lib.global_norm(updates)
     within = jnp.squeeze(norm < max_norm)

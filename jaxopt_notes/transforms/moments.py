@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxopt_notes.core import base, validation
+from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.core import tree as tree_lib
 from jaxopt_notes.core.tree import bias_correction
 
@@ -26,7 +26,7 @@ __all__ = ["EmaState", "TraceState", "bias_correction", "ema", "trace"]
 class EmaState(NamedTuple):
   """State of :func:`ema`: steps taken and the running average."""
 
-  count: jax.Array  # int32 scalar, number of updates folded in
+  count: jax.Array  # type: ignore[assignment]  # int32 scalar, number of updates folded in (optax's name)
   ema: base.Updates
 
 
@@ -63,6 +63,7 @@ def ema(
     )
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params, state=state.ema, state_name="state.ema")
     del params
     new_ema = tree_lib.tree_update_moment(updates, state.ema, decay, 1)
     count = tree_lib.safe_increment(state.count)
@@ -123,6 +124,7 @@ def trace(
     return g + decay * t if not average else scale_in * g + decay * t
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params, state=state.trace, state_name="state.trace")
     del params
     new_trace = tree_lib.tree_map_checked(
         lambda g, t: None if g is None else step(g, t),

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxopt_notes.core import base, validation
+from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.core import tree as tree_lib
 from jaxopt_notes.transforms import masking
 
@@ -46,6 +46,7 @@ def scale(step_size: jax.typing.ArrayLike) -> base.GradientTransformation:
     raise TypeError("`step_size` of scale() is a number; use scale_by_schedule for a schedule")
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params)
     del params
     return jax.tree.map(lambda g: step_size * g, updates), state
 
@@ -55,7 +56,7 @@ def scale(step_size: jax.typing.ArrayLike) -> base.GradientTransformation:
 class ScaleByScheduleState(NamedTuple):
   """State of :func:`scale_by_schedule`: the step count fed to the schedule."""
 
-  count: jax.Array  # int32 scalar
+  count: jax.Array  # type: ignore[assignment]  # named like tuple.count, as optax's; int32 scalar
 
 
 def scale_by_schedule(step_size_fn: base.Schedule) -> base.GradientTransformation:
@@ -75,6 +76,7 @@ def scale_by_schedule(step_size_fn: base.Schedule) -> base.GradientTransformatio
     return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
+    combine.check_updates_match_params(updates, params)
     del params
     factor = step_size_fn(state.count)
     updates = jax.tree.map(lambda g: jnp.array(factor, dtype=g.dtype) * g, updates)
@@ -120,11 +122,11 @@ def skips_weight_decay(rate: Any) -> bool:
 class AddDecayedWeightsState(NamedTuple):
   """State of :func:`add_decayed_weights` with a scheduled decay."""
 
-  count: jax.Array  # int32 scalar
+  count: jax.Array  # type: ignore[assignment]  # named like tuple.count, as optax's; int32 scalar
 
 
 def add_decayed_weights(
-    weight_decay: base.ScalarOrSchedule = 0.0,
+    weight_decay: jax.typing.ArrayLike | base.Schedule = 0.0,
     mask: Optional[masking.Mask] = None,
 ) -> base.GradientTransformation:
   r"""Adds the gradient of an L2 penalty: :math:`u = g + \lambda\, w`.
@@ -155,6 +157,7 @@ def add_decayed_weights(
   def update_fn(updates, state, params=None):
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG)
+    combine.check_updates_match_params(updates, params)
     if callable(weight_decay):
       rate = weight_decay(state.count)
       state = AddDecayedWeightsState(count=tree_lib.safe_increment(state.count))

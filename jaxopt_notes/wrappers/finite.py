@@ -6,7 +6,6 @@ The guard a long run needs against the "cliffs and exploding gradients" and
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -76,15 +75,21 @@ def apply_if_finite(
       skip before applying them.
   """
   inner = base.with_extra_args_support(base.as_transform(inner, "inner"))
-  if isinstance(max_consecutive_errors, bool) or not isinstance(
-      max_consecutive_errors, (numbers.Integral, np.integer)
-  ):
-    raise TypeError(
-        "`max_consecutive_errors` must be an integer >= 0; got "
-        f"{type(max_consecutive_errors).__name__}: {max_consecutive_errors!r}"
-    )
-  validation.check_non_negative("max_consecutive_errors", max_consecutive_errors)
-  limit = int(max_consecutive_errors)
+  if isinstance(max_consecutive_errors, jax.core.Tracer):
+    # Injected (inject_hyperparams) or traced: an integer scalar, checked
+    # for its type only, as optax compares it with the count as it is.
+    if np.ndim(max_consecutive_errors) != 0 or not jnp.issubdtype(
+        max_consecutive_errors.dtype, jnp.integer
+    ):
+      raise TypeError(
+          "`max_consecutive_errors` must be an integer >= 0; got "
+          f"{type(max_consecutive_errors).__name__}: {max_consecutive_errors!r}"
+      )
+    limit = max_consecutive_errors
+  else:
+    # A Python or numpy int, or a 0-d integer array (what inject_hyperparams
+    # stores); a bool or a float raises TypeError, a negative ValueError.
+    limit = validation.check_int("max_consecutive_errors", max_consecutive_errors, minimum=0)
 
   def init_fn(params):
     return ApplyIfFiniteState(

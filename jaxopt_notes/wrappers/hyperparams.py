@@ -46,7 +46,7 @@ class InjectStatefulHyperparamsState(NamedTuple):
     inner_state: the state of the wrapped transform.
   """
 
-  count: jax.Array
+  count: jax.Array  # type: ignore[assignment]  # NamedTuple field named like tuple.count, as optax's
   hyperparams: dict[str, jax.typing.ArrayLike]
   hyperparams_states: dict[str, Any]
   inner_state: base.OptState
@@ -61,7 +61,7 @@ InjectHyperparamsState = InjectStatefulHyperparamsState
 class WrappedScheduleState(NamedTuple):
   """State of a plain schedule inside :func:`inject_hyperparams`."""
 
-  count: jax.Array  # int32 scalar, the step the schedule is evaluated at
+  count: jax.Array  # type: ignore[assignment]  # int32 scalar, the step the schedule is evaluated at (optax's name)
 
 
 class WrappedSchedule:
@@ -182,6 +182,12 @@ def inject_hyperparams(
   ``jnp.asarray(v, old.dtype)``; a bare Python float is weakly typed, which
   ``jax.jit`` treats as a new input signature and compiles once more).
   Writing to a scheduled entry has no effect: it is recomputed each step.
+  A written value is checked like an argument only where it is concrete: an
+  eager ``update`` rebuilds the inner optimizer from it, so a NaN learning
+  rate (or ``b1=1.0``) raises there naming the argument, but inside ``jit``
+  it is a traced input with nothing to check, and a NaN there gives NaN
+  updates without an error. Check a value before writing it into a state
+  that a compiled step will read (``math.isfinite(v)``).
 
   Classification of the factory's arguments (after defaults are filled in):
   names in ``static_args`` and ``bool`` values are static (passed as given);

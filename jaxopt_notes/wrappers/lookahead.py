@@ -59,7 +59,10 @@ def lookahead(
   ``params.fast``. The returned updates are a ``LookaheadParams`` to apply
   with :func:`apply_updates`. Same state layout and numbers as
   ``optax.lookahead``; where optax resets the fast state by multiplying with
-  ``1 - sync`` (so a NaN in it survives the reset), we select.
+  ``1 - sync`` (so a NaN in it survives the reset), we select, and where
+  optax moves the slow weights by ``alpha * sync * gap`` on every step (so a
+  NaN gradient on a step between syncs turns them NaN at once), we select
+  too: between syncs they get an exact zero update.
 
   Args:
     fast_optimizer: the inner optimizer.
@@ -71,6 +74,7 @@ def lookahead(
   validation.check_positive_int("sync_period", sync_period)
   validation.check_unit_interval("slow_step_size", slow_step_size, closed_right=True)
   validation.check_flags(reset_state=reset_state)
+  every_step_syncs = validation.is_concrete_one(sync_period)
 
   def init_fn(params):
     fast = params.fast if isinstance(params, LookaheadParams) else params
@@ -88,7 +92,19 @@ def lookahead(
     updates, fast_state = fast_optimizer.update(updates, state.fast_state, params.fast)
     sync = state.steps_since_sync == (sync_period - 1)
     gap = jax.tree.map(lambda f, u, s: f + u - s, params.fast, updates, params.slow)
-    slow_updates = jax.tree.map(lambda d: slow_step_size * sync * d, gap)
+    # A select around optax's product: off a sync step the slow weights get an
+    # exact zero, so a NaN or Inf gradient there (0 * NaN is NaN) cannot reach
+    # them before the next sync; on a sync step optax's very arithmetic. As
+    # MultiSteps guards its accumulator. The fast side keeps optax's form (its
+    # weights take the NaN anyway). With sync_period 1 every step syncs, so
+    # there is nothing to guard, and the select (which XLA fuses differently,
+    # ~1 ulp under jit) is left out.
+    if every_step_syncs:
+      slow_updates = jax.tree.map(lambda d: slow_step_size * sync * d, gap)
+    else:
+      slow_updates = jax.tree.map(
+          lambda d: jnp.where(sync, slow_step_size * sync * d, jnp.zeros_like(d)), gap
+      )
     fast_updates = jax.tree.map(
         lambda u, d: u - sync * (1 - slow_step_size) * d, updates, gap
     )

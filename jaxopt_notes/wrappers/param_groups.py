@@ -64,7 +64,7 @@ def _mask_extra_args(
   structure = jax.tree.structure(updates)
   return {
       name: jax.tree.map(lambda m, x: x if m else masking.MaskedNode(), mask, value)
-      if jax.tree.structure(value) == structure else value
+      if jax.tree.structure(value) == structure else value  # type: ignore[operator]
       for name, value in extra_args.items()
   }
 

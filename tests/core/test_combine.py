@@ -273,3 +273,61 @@ def test_chain_with_lookahead_checks_the_fast_weights():
   assert isinstance(updates, jn.LookaheadParams)
   with pytest.raises(ValueError, match="shape"):
     tx.update({"w": jnp.ones(2)}, state, params)
+
+
+# --- one check of the incoming updates on every update path (issue 9) ---------
+
+_BLOCKS = {
+    "ema": lambda: jn.ema(0.9),
+    "trace": lambda: jn.trace(0.9),
+    "scale_by_adam": lambda: jn.scale_by_adam(),
+    "scale_by_rms": lambda: jn.scale_by_rms(),
+    "scale_by_rss": lambda: jn.scale_by_rss(),
+    "scale_by_adamax": lambda: jn.scale_by_adamax(),
+    "scale_by_adadelta": lambda: jn.scale_by_adadelta(),
+    "chain_adam": lambda: jn.chain(jn.adam(0.1)),
+}
+
+
+@pytest.mark.parametrize("with_params", [False, True], ids=["no_params", "params"])
+@pytest.mark.parametrize("name", list(_BLOCKS))
+def test_blocks_refuse_a_broadcastable_gradient_of_another_shape(name, with_params):
+  """A (1,) gradient against a (3,) param is refused by a block alone, params or not.
+
+  It used to broadcast: every entry of the param moved by the same step.
+  """
+  tx = _BLOCKS[name]()
+  params = {"w": jnp.ones(3)}
+  state = tx.init(params)
+  where = r"`params\['w'\]`" if with_params else r"`state\.\w+\['w'\]`"
+  with pytest.raises(ValueError, match=r"updates\['w'\]` has shape \(1,\) but " + where + r" has shape \(3,\)"):
+    tx.update({"w": jnp.ones(1)}, state, params if with_params else None)
+  # The right shape still gives optax's numbers.
+  good = {"w": jnp.array([0.5, -1.0, 2.0])}
+  if name == "chain_adam":
+    ref = optax.adam(0.1)
+    chex.assert_trees_all_close(
+        tx.update(good, state)[0], ref.update(good, ref.init(params))[0], rtol=1e-6
+    )
+
+
+def test_a_non_broadcastable_gradient_raises_value_error_naming_the_path():
+  """(2,) against (3,) with params=None: a ValueError with the path, not JAX's bare TypeError."""
+  tx = jn.chain(jn.adam(0.1))
+  state = tx.init({"layer": {"w": jnp.ones(3)}})
+  with pytest.raises(ValueError, match=r"updates\['layer'\]\['w'\]` has shape \(2,\) but .*\(3,\)"):
+    tx.update({"layer": {"w": jnp.ones(2)}}, state)
+
+
+@pytest.mark.parametrize("make", [lambda: jn.clip(1.0), lambda: jn.scale(-0.1),
+                                  lambda: jn.clip_by_global_norm(1.0)])
+def test_stateless_blocks_check_against_params_when_given(make):
+  tx = make()
+  params = {"w": jnp.ones(3)}
+  with pytest.raises(ValueError, match=r"updates\['w'\]` has shape \(1,\) but `params\['w'\]`"):
+    tx.update({"w": jnp.ones(1)}, tx.init(params), params)
+
+
+def test_apply_updates_names_the_path_and_both_shapes():
+  with pytest.raises(ValueError, match=r"`params\['w'\]` has shape \(3,\) but `updates\['w'\]` has shape \(2,\)"):
+    jn.apply_updates({"w": jnp.ones(3)}, {"w": jnp.ones(2)})

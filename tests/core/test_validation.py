@@ -318,3 +318,58 @@ def test_is_concrete_one(value, expected):
   """A known scalar 1 of any kind; not arrays of several values, bools, or schedules."""
   from jaxopt_notes.core import validation  # pylint: disable=g-import-not-at-top
   assert validation.is_concrete_one(value) is expected
+
+
+# --- bools, NaN sync periods and non-finite schedule values (issue 10) ----------
+
+@pytest.mark.parametrize("build, name", [
+    (lambda: jn.adam(0.1, b1=True), "b1"),
+    (lambda: jn.adam(0.1, b2=True), "b2"),
+    (lambda: jn.radam(0.1, b2=True), "b2"),
+    (lambda: jn.radam(0.1, b1=False), "b1"),
+    (lambda: jn.sgd(True), "learning_rate"),
+    (lambda: jn.lookahead(jn.sgd(0.1), True, 0.5), "sync_period"),
+])
+def test_bool_hyperparameters_raise_type_error_naming_them(build, name):
+  """adam(b1=True) gave NaN updates and radam(b2=True) a ZeroDivisionError."""
+  with pytest.raises(TypeError, match=f"`{name}`"):
+    build()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_sync_period_names_the_argument(bad):
+  with pytest.raises(ValueError, match="`sync_period` must be an integer >= 1"):
+    jn.lookahead(jn.sgd(0.1), bad, 0.5)
+
+
+@pytest.mark.parametrize("build, name", [
+    (lambda v: jn.constant_schedule(v), "value"),
+    (lambda v: jn.cosine_decay_schedule(v, 10), "init_value"),
+    (lambda v: jn.cosine_decay_schedule(0.1, 10, alpha=v), "alpha"),
+    (lambda v: jn.polynomial_schedule(v, 0.0, 1.0, 10), "init_value"),
+    (lambda v: jn.linear_schedule(0.1, v, 10), "end_value"),
+    (lambda v: jn.exponential_decay(v, 10, 0.5), "init_value"),
+    (lambda v: jn.piecewise_constant_schedule(v, {5: 0.5}), "init_value"),
+    (lambda v: jn.warmup_cosine_decay_schedule(0.0, v, 5, 20), "peak_value"),
+    (lambda v: jn.warmup_exponential_decay_schedule(0.0, v, 5, 10, 0.5), "peak_value"),
+    (lambda v: jn.cosine_onecycle_schedule(20, v), "peak_value"),
+])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), np.array([1.0, np.nan])])
+def test_non_finite_schedule_values_raise_naming_them(build, name, bad):
+  """A non-finite learning rate raises, given as a number or through a schedule."""
+  with pytest.raises(ValueError, match=f"`{name}` must be a finite number"):
+    build(bad)
+
+
+def test_finite_schedule_values_keep_optax_numbers():
+  for ours, theirs in [
+      (jn.constant_schedule(0.3), optax.constant_schedule(0.3)),
+      (jn.cosine_decay_schedule(0.1, 10, alpha=0.1), optax.cosine_decay_schedule(0.1, 10, alpha=0.1)),
+      (jn.warmup_cosine_decay_schedule(0.0, 1.0, 5, 20), optax.warmup_cosine_decay_schedule(0.0, 1.0, 5, 20)),
+  ]:
+    for t in (0, 3, 7, 25):
+      np.testing.assert_allclose(ours(t), theirs(t), rtol=1e-6)
+  # Traced values have nothing to check and still work.
+  chex.assert_trees_all_close(
+      jax.jit(lambda v: jn.constant_schedule(v)(0))(jnp.float32(0.2)), jnp.float32(0.2)
+  )

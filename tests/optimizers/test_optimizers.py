@@ -290,3 +290,25 @@ class TestOurFlagsAgainstNumpy(tj.VariantsTest):
 
     expected, _ = tj.replay_numpy(run.grads, step, init)
     chex.assert_trees_all_close(run.updates, expected, **tj.formula_tolerance(dtype))
+
+
+@pytest.mark.parametrize(
+    "name", ["sgd", "adagrad", "rmsprop", "adam", "adamw", "nadam", "nadamw", "radam", "amsgrad", "adamax"]
+)
+def test_learning_rate_none_is_refused_naming_it(name):
+  """optax reads None as "no scaling", which also skips the sign flip: optax.adam(None) climbs."""
+  params, grads = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([0.5, -0.5])}
+  theirs = getattr(optax, name)(None)
+  climbed = optax.apply_updates(params, theirs.update(grads, theirs.init(params), params)[0])
+  # optax moves along the gradient (up the loss): the reason to refuse.
+  assert float(jnp.vdot(climbed["w"] - params["w"], grads["w"])) > 0
+  with pytest.raises(TypeError, match="`learning_rate` must be a number or a schedule, not None"):
+    getattr(jn, name)(None)
+
+
+def test_adadelta_none_descends():
+  """adadelta keeps None, documented as eta = 1 with the sign flipped."""
+  params, grads = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([0.5, -0.5])}
+  tx = jn.adadelta()
+  moved = jn.apply_updates(params, tx.update(grads, tx.init(params), params)[0])
+  assert float(jnp.vdot(moved["w"] - params["w"], grads["w"])) < 0

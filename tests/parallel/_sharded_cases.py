@@ -428,3 +428,35 @@ class TestZero1:
       assert len(split) == 2 and all(x.sharding.spec == P("data") for x in split)
     # Rising values cut the plateau's scale: value= reached the inner chain.
     assert float(z_state[1].scale) < 1.0
+
+  @pytest.mark.parametrize("axis_type", [AUTO, EXPLICIT], ids=["auto", "explicit"])
+  @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+  def test_updates_placed_like_params_eagerly_and_under_jit(self, jit, axis_type):
+    """Replicated params get replicated updates, so they stay replicated, in both modes.
+
+    Eagerly, updates computed from the split moments used to come back split
+    over "data" and drag the params into that layout after apply_updates.
+    """
+    mesh = _mesh(axis_type, (4, 2))
+    host, params = _zero1_params(mesh)
+    host_grads = jax.tree.map(lambda x: 0.5 * x + 0.1, host)
+    grads = jax.device_put(host_grads, NamedSharding(mesh, P()))
+    zero = shd.shard_state(jn.adam(1e-2), mesh, "data")
+    reference = optax.adam(1e-2)
+    r_params, r_state = host, reference.init(host)
+    with jax.set_mesh(mesh):
+      update = jax.jit(zero.update) if jit else zero.update
+      state = zero.init(params)
+      for _ in range(2):
+        updates, state = update(grads, state, params)
+        for leaf, p in zip(jax.tree.leaves(updates), jax.tree.leaves(params)):
+          assert leaf.sharding.is_equivalent_to(p.sharding, leaf.ndim), (leaf.shape, leaf.sharding)
+        params = jn.apply_updates(params, updates)
+        u, r_state = reference.update(host_grads, r_state, r_params)
+        r_params = optax.apply_updates(r_params, u)
+    for leaf in jax.tree.leaves(params):
+      assert leaf.sharding.is_fully_replicated, leaf.sharding
+    for leaf in jax.tree.leaves(state):
+      spec = shd.zero1_spec(leaf.shape, mesh, "data")
+      assert leaf.sharding.is_equivalent_to(NamedSharding(mesh, spec), leaf.ndim)
+    chex.assert_trees_all_close(params, r_params, rtol=1e-6, atol=1e-7)

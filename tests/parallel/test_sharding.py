@@ -54,7 +54,7 @@ def run_sharded_cases(selector: str, tmp_path: pathlib.Path) -> dict[str, int]:
         ("TestPlacement", 17 * 4 + 6),
         # 17 optimizers' steps and 2 meshes for clip_by_global_norm.
         ("TestCommunication", 17 + 2),
-        ("TestZero1", 8),
+        ("TestZero1", 12),
     ],
 )
 def test_sharded_cases(selector, at_least, tmp_path):

@@ -243,3 +243,31 @@ class InjectArgumentsTest(chex.TestCase):
     # The inner factory's own checks still run, naming its argument.
     with pytest.raises(ValueError, match="b1"):
       inject_hyperparams(jn.adam)(learning_rate=1e-3, b1=1.5).init(_params())
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_inject_apply_if_finite_max_consecutive_errors_equals_optax(jit):
+  """The injected max_consecutive_errors (an int32 array in the state) is accepted, as optax's."""
+  params = {"w": jnp.array([1.0, -2.0, 3.0])}
+  grads = [jnp.array([0.1, 0.2, -0.3]), jnp.array([jnp.nan, 0.2, -0.3]),
+           jnp.array([jnp.inf, 0.2, -0.3]), jnp.array([jnp.nan, 0.2, -0.3]),
+           jnp.array([0.5, 0.2, -0.3])]
+
+  def run(lib):
+    tx = lib.inject_hyperparams(lib.apply_if_finite)(lib.adam(0.1), max_consecutive_errors=2)
+    p, state = params, tx.init(params)
+    update = jax.jit(tx.update) if jit else tx.update
+    trajectory = []
+    for g in grads:
+      u, state = update({"w": g}, state, p)
+      p = optax.apply_updates(p, u)
+      trajectory.append(p["w"])
+    return trajectory, state
+
+  ours, state = run(jn)
+  theirs, ref_state = run(optax)
+  for a, b in zip(ours, theirs):
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+  assert int(state.hyperparams["max_consecutive_errors"]) == 2
+  assert state.hyperparams["max_consecutive_errors"].dtype == ref_state.hyperparams["max_consecutive_errors"].dtype
+  assert int(state.inner_state.total_notfinite) == int(ref_state.inner_state.total_notfinite) == 3

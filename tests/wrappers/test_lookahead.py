@@ -113,3 +113,35 @@ class TestLookaheadParams:
   def test_state_fields_match_optax(self):
     """LookaheadState has optax's fields, in order."""
     assert jn.LookaheadState._fields == optax.LookaheadState._fields
+
+
+class TestLookaheadNaNGuard:
+  """A NaN gradient between syncs leaves the slow weights untouched (deliberate difference)."""
+
+  @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+  def test_nan_gradient_off_sync_does_not_reach_slow_weights(self, jit):
+    params = jn.LookaheadParams.init_synced({"w": jnp.array([1.0, -2.0, 3.0])})
+    tx = jn.lookahead(jn.sgd(0.1), 3, 0.5)
+    ref = optax.lookahead(optax.sgd(0.1), 3, 0.5)
+    update = jax.jit(tx.update) if jit else tx.update
+    state = tx.init(params)
+    ref_params = optax.LookaheadParams(fast=params.fast, slow=params.slow)
+    ref_state = ref.init(ref_params)
+    good = {"w": jnp.array([0.5, 0.5, -1.0])}
+    # One clean step: optax's numbers, slow not moved.
+    u, state = update(good, state, params)
+    params = jn.apply_updates(params, u)
+    ru, ref_state = ref.update(good, ref_state, ref_params)
+    ref_params = optax.apply_updates(ref_params, ru)
+    chex.assert_trees_all_close(params.fast, ref_params.fast, rtol=1e-6)
+    chex.assert_trees_all_close(params.slow, ref_params.slow, rtol=1e-6)
+    slow_before = params.slow
+    # A NaN gradient on the second (non-sync) step.
+    bad = {"w": jnp.array([jnp.nan, 0.5, -1.0])}
+    u, state = update(bad, state, params)
+    params = jn.apply_updates(params, u)
+    ru, _ = ref.update(bad, ref_state, ref_params)
+    # optax's slow weights turn NaN at once; ours stay exactly as they were.
+    assert bool(jnp.isnan(optax.apply_updates(ref_params, ru).slow["w"][0]))
+    chex.assert_trees_all_equal(params.slow, slow_before)
+    assert int(state.steps_since_sync) == 2
