@@ -117,6 +117,13 @@ def _unit_step(lr_tx, lr_state, values: tuple[float, ...] = (-1.0, 1.0)) -> str:
   return ""
 
 
+def _zero_eps(eps) -> str:
+  """'' unless Adadelta's ``eps`` is a constant 0 (found in float32 and bfloat16: NaN signs differ)."""
+  if known(lambda: eps) == 0.0:
+    return "eps=0: XLA drops the + 0 and rewrites the ratio of roots, which the kernel does not"
+  return ""
+
+
 def _first(*reasons: str) -> str:
   return next((r for r in reasons if r), "")
 
@@ -247,10 +254,9 @@ def adadelta_rule(rho, eps, weight_decay, lr_tx, bf16_step: Optional[float] = No
   bf16 = None
   if bf16_step is not None and all(map(validation.is_python_number, (rho, eps, weight_decay))):
     bf16 = Rule("adadelta_bf16", wd_on, prepare_bf16, dtype=jnp.bfloat16,
-                refuse=lambda state: _halves("rho", rho, jnp.bfloat16))
+                refuse=lambda state: _first(_zero_eps(eps), _halves("rho", rho, jnp.bfloat16)))
+
   def refuse(state):
-    if known(lambda: eps) == 0.0:
-      return "eps=0: XLA drops the + 0 and rewrites the ratio of roots, which the kernel does not"
-    return _first(_halves("rho", rho), _unit_step(lr_tx, state[2], values=(1.0,)))
+    return _first(_zero_eps(eps), _halves("rho", rho), _unit_step(lr_tx, state[2], values=(1.0,)))
 
   return Rule("adadelta", wd_on, prepare, needs_xla_rsqrt=True, bf16=bf16, refuse=refuse)
