@@ -158,7 +158,10 @@ def test_two_threads_saving_one_step_one_clear_error(tmp_path):
   winner = outcome.index("saved")
   error = outcome[1 - winner]
   assert isinstance(error, FileExistsError), error
-  assert "being saved by another writer" in str(error) and f"pid {os.getpid()}" in str(error)
+  assert "being saved by another writer" in str(error)
+  # The holder is named once its lock is written; a writer that finds the lock
+  # between its creation and its first write says so (seen once in CI).
+  assert f"pid {os.getpid()}" in str(error) or "lock is not yet written" in str(error), error
   assert isinstance(error, ckpt.CheckpointBusyError)
   assert _bytes_equal(_restore(tmp_path, versions[winner], 1), versions[winner])
   assert sorted(os.listdir(tmp_path)) == ["1"]
