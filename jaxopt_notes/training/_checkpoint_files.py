@@ -21,8 +21,10 @@ made under the step's lock, so a writer killed at any instant leaves that
 step restorable: the old checkpoint, or the new one. Leftovers of a killed
 writer are removed by the next writer of the same step.
 
-The lock is a file created with ``O_CREAT | O_EXCL`` that records the
-writer's host, pid, process start time and a random token. A second writer
+The lock is a file that records the writer's host, pid, process start time
+and a random token. It is written whole under a private name and then
+hard-linked to ``D/.<step>.lock`` (the link fails if the lock exists), so a
+lock is never seen half-written. A second writer
 finding it raises :class:`CheckpointBusyError` at once (it never waits). A
 lock is stale, and is broken, when its writer is on this host and no longer
 runs (the pid is gone, a zombie, or reused by a process with another start
@@ -130,7 +132,7 @@ def recover(directory: str, step: int) -> None:
     names = []
   leftovers += [
       os.path.join(directory, n) for n in names
-      if n.startswith((f"{step}.orbax-checkpoint-tmp", f".{step}.lock.stale-"))
+      if n.startswith((f"{step}.orbax-checkpoint-tmp", f".{step}.lock.stale-", f".{step}.lock.stage-"))
   ]
   for path in leftovers:
     _remove(path)
@@ -244,6 +246,25 @@ def _break(path: str, info: Optional[dict[str, Any]]) -> None:
     os.unlink(moved)
 
 
+def _stage_lock(path: str, token: str) -> str:
+  """Writes the whole lock record to a private file beside ``path``; returns its name."""
+  staged = f"{path}.stage-{token}"
+  with open(staged, "w", encoding="utf-8") as f:
+    json.dump(_me(token), f)
+  return staged
+
+
+def _link(staged: str, path: str) -> None:
+  try:
+    os.link(staged, path)
+  except (FileExistsError, FileNotFoundError):
+    raise
+  except OSError:  # a filesystem without hard links: exclusive create, then write
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    with open(staged, "rb") as src, os.fdopen(fd, "wb") as dst:
+      dst.write(src.read())
+
+
 @contextlib.contextmanager
 def step_lock(directory: str, step: int) -> Iterator[None]:
   """Holds the lock of ``step`` in ``directory``, or raises :class:`CheckpointBusyError`."""
@@ -251,8 +272,11 @@ def step_lock(directory: str, step: int) -> Iterator[None]:
   token = _token()
   info: Optional[dict[str, Any]] = None
   for _ in range(10):
+    staged = _stage_lock(path, token)
     try:
-      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      # A hard link appears whole or not at all, so no writer ever reads a
+      # lock before its holder is recorded (O_EXCL then write would allow it).
+      _link(staged, path)
     except FileExistsError:
       try:
         info, age = _read_lock(path)
@@ -262,8 +286,11 @@ def step_lock(directory: str, step: int) -> Iterator[None]:
         break
       _break(path, info)
       continue
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      json.dump(_me(token), f)
+    except FileNotFoundError:
+      continue  # our staged file was swept by a recovering writer: stage again
+    finally:
+      with contextlib.suppress(FileNotFoundError):
+        os.unlink(staged)
     try:
       yield
     finally:
@@ -273,7 +300,7 @@ def step_lock(directory: str, step: int) -> Iterator[None]:
   who = (
       f"pid {info['pid']} on {info.get('host')}, since "
       f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.get('time', 0)))}"
-      if info else "a writer whose lock is not yet written"
+      if info else "a writer whose lock file is unreadable"
   )
   raise CheckpointBusyError(
       f"step {step} in {directory!r} is being saved by another writer ({who}); "
