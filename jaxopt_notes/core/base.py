@@ -135,8 +135,9 @@ def as_transform(tx: Any, name: str = "transform") -> GradientTransformation:
     TypeError: naming ``name`` when ``tx`` is not such a pair.
   """
   if isinstance(tx, tuple) and len(tx) == 2 and all(map(callable, tx)):
-    # Returned as given: ours, optax's (the same two fields) or a bare pair.
-    return cast(GradientTransformation, tx)
+    if hasattr(tx, "init") and hasattr(tx, "update"):
+      return cast(GradientTransformation, tx)  # ours or optax's, returned as given
+    return GradientTransformation(*tx)  # a bare pair gains the field names
   raise TypeError(
       f"`{name}` must be a GradientTransformation (an `(init, update)` pair of "
       f"callables, from jaxopt_notes or optax); got {type(tx).__name__}: {tx!r}"

@@ -30,7 +30,10 @@ lock is stale, and is broken, when its writer is on this host and no longer
 runs (the pid is gone, a zombie, or reused by a process with another start
 time), when it is unreadable and older than ``_INCOMPLETE_LOCK_S``, or when it
 is from another host and older than ``_OTHER_HOST_LOCK_S`` (the pid of another
-host cannot be checked). Local filesystems only (``os.rename`` atomic).
+host cannot be checked). Local filesystems only (``os.rename`` atomic). Before a new checkpoint is
+renamed to its step, its files are flushed with ``fsync``, and the directory
+after, so that a power loss, not only a killed process, leaves the old or the
+new checkpoint.
 """
 
 from __future__ import annotations
@@ -145,6 +148,7 @@ def commit(directory: str, step: int, new: str) -> str:
   a reader arriving in between finds the old one under its ``.old-`` name.
   """
   final = os.path.join(directory, str(step))
+  _sync_tree(new)
   if _isdir(final):
     old = os.path.join(directory, f".{step}.old-{_token()}")
     os.rename(final, old)
@@ -156,7 +160,30 @@ def commit(directory: str, step: int, new: str) -> str:
     except OSError as err:  # a folder appeared: a writer that ignored the lock
       _remove(new)
       raise FileExistsError(f"a checkpoint for step {step} appeared in {directory} while saving") from err
+  _sync(directory)
   return final
+
+
+def _sync(path: str) -> None:
+  """Flushes ``path`` (a file, or a folder's entries) to the disk, where the OS allows."""
+  try:
+    fd = os.open(path, os.O_RDONLY)
+  except OSError:
+    return
+  try:
+    os.fsync(fd)
+  except OSError:
+    pass  # some filesystems refuse fsync on a folder
+  finally:
+    os.close(fd)
+
+
+def _sync_tree(root: str) -> None:
+  """Flushes every file and folder under ``root``, so the rename publishes durable bytes."""
+  for folder, _, names in os.walk(root):
+    for name in names:
+      _sync(os.path.join(folder, name))
+    _sync(folder)
 
 
 def remove_step(directory: str, step: int) -> None:

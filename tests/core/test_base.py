@@ -151,6 +151,17 @@ def test_with_extra_args_support_keeps_extra_args_transforms():
   chex.assert_trees_all_close(u, jax.tree.map(lambda g: g * 4.0, _grads()))
 
 
+def test_a_bare_init_update_pair_is_accepted_everywhere():
+  """A plain 2-tuple of callables works with with_extra_args_support and chain."""
+  pair = (jn.init_empty_state, lambda u, s, p=None: (jax.tree.map(lambda g: 2.0 * g, u), s))
+  wrapped = jn.with_extra_args_support(pair)
+  u, _ = wrapped.update(_grads(), wrapped.init(_params()), None, value=1.0)
+  chex.assert_trees_all_close(u, jax.tree.map(lambda g: 2.0 * g, _grads()))
+  tx = jn.chain(pair, jn.scale(3.0))
+  u, _ = tx.update(_grads(), tx.init(_params()))
+  chex.assert_trees_all_close(u, jax.tree.map(lambda g: 6.0 * g, _grads()))
+
+
 def test_with_extra_args_support_rejects_non_transform():
   """with_extra_args_support names a non-(init, update) argument."""
   with pytest.raises(TypeError, match="GradientTransformation"):

@@ -227,6 +227,34 @@ def test_a_killed_writers_staged_lock_record_is_swept(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ["3"]
 
 
+def test_new_checkpoint_is_flushed_before_it_takes_the_steps_name(tmp_path, monkeypatch):
+  """Every file of the new checkpoint is fsynced before the rename that publishes it."""
+  from jaxopt_notes.training import _checkpoint_files as files
+
+  events = []
+  real_fsync, real_rename = os.fsync, os.rename
+
+  def fsync(fd):
+    events.append(("sync", os.readlink(f"/proc/self/fd/{fd}")))
+    real_fsync(fd)
+
+  def rename(src, dst):
+    events.append(("rename", os.fspath(src), os.fspath(dst)))
+    real_rename(src, dst)
+
+  monkeypatch.setattr(files.os, "fsync", fsync)
+  monkeypatch.setattr(files.os, "rename", rename)
+  ckpt.save_checkpoint(tmp_path, 4, *_version(1, 10))
+  final = str(tmp_path / "4")
+  publish = next(i for i, e in enumerate(events) if e[0] == "rename" and e[2] == final)
+  new = events[publish][1]
+  synced = {e[1] for e in events[:publish] if e[0] == "sync"}
+  written = {os.path.join(new, os.path.relpath(os.path.join(d, n), final))
+             for d, _, names in os.walk(final) for n in names}
+  assert written and written <= synced, sorted(written - synced)[:3]
+  assert ("sync", str(tmp_path)) in events[publish:]
+
+
 # --- 4. checksums ----------------------------------------------------------------
 
 
