@@ -199,3 +199,174 @@ __all__ = [
     "adadelta", "adagrad", "adam", "adamax", "adamw", "amsgrad", "nadam",
     "nadamw", "radam", "rmsprop", "sgd",
 ]
+
+# Names added by issue 16, one block per family (consolidated into the lists above when complete).
+# [sign-adam] begin
+from jaxopt_notes.optimizers.adam import adamaxw  # noqa: E402
+from jaxopt_notes.optimizers.adam_variants import adabelief, adan, novograd, yogi  # noqa: E402
+from jaxopt_notes.optimizers.sign import lion, sign_sgd, signum  # noqa: E402
+from jaxopt_notes.transforms.adam_variants import (  # noqa: E402
+    ScaleByAdanState,
+    ScaleByBeliefState,
+    ScaleByNovogradState,
+    scale_by_adan,
+    scale_by_belief,
+    scale_by_novograd,
+    scale_by_yogi,
+)
+from jaxopt_notes.transforms.sign import ScaleByLionState, scale_by_lion, scale_by_sign  # noqa: E402
+
+__all__ += [
+    "ScaleByAdanState", "ScaleByBeliefState", "ScaleByLionState", "ScaleByNovogradState",
+    "adabelief", "adamaxw", "adan", "lion", "novograd", "scale_by_adan", "scale_by_belief",
+    "scale_by_lion", "scale_by_novograd", "scale_by_sign", "scale_by_yogi", "sign_sgd", "signum",
+    "yogi",
+]
+# [sign-adam] end
+# [layerwise-factored] begin
+from jaxopt_notes.optimizers.factored import adafactor, sm3  # noqa: E402
+from jaxopt_notes.optimizers.layerwise import fromage, lamb, lars  # noqa: E402
+from jaxopt_notes.transforms.clipping import AdaptiveGradClipState, adaptive_grad_clip, clip_by_block_rms  # noqa: E402
+from jaxopt_notes.transforms.factored import FactoredState, ScaleBySM3State, scale_by_factored_rms, scale_by_sm3  # noqa: E402
+from jaxopt_notes.transforms.trust_ratio import (  # noqa: E402
+    ScaleByTrustRatioState,
+    scale_by_param_block_norm,
+    scale_by_param_block_rms,
+    scale_by_trust_ratio,
+)
+
+__all__ += [
+    "AdaptiveGradClipState", "FactoredState", "ScaleBySM3State", "ScaleByTrustRatioState",
+    "adafactor", "adaptive_grad_clip", "clip_by_block_rms", "fromage", "lamb", "lars",
+    "scale_by_factored_rms", "scale_by_param_block_norm", "scale_by_param_block_rms",
+    "scale_by_sm3", "scale_by_trust_ratio", "sm3",
+]
+# [layerwise-factored] end
+# [lbfgs-linesearch] begin
+from jaxopt_notes.optimizers.lbfgs import lbfgs  # noqa: E402
+from jaxopt_notes.transforms.lbfgs import ScaleByLBFGSState, scale_by_lbfgs  # noqa: E402
+from jaxopt_notes.transforms.linesearch import (  # noqa: E402
+    BacktrackingLinesearchInfo,
+    ScaleByBacktrackingLinesearchState,
+    ScaleByZoomLinesearchState,
+    ZoomLinesearchInfo,
+    scale_by_backtracking_linesearch,
+    scale_by_zoom_linesearch,
+    value_and_grad_from_state,
+)
+
+__all__ += [
+    "BacktrackingLinesearchInfo", "ScaleByBacktrackingLinesearchState", "ScaleByLBFGSState",
+    "ScaleByZoomLinesearchState", "ZoomLinesearchInfo", "lbfgs", "scale_by_backtracking_linesearch",
+    "scale_by_lbfgs", "scale_by_zoom_linesearch", "value_and_grad_from_state",
+]
+# [lbfgs-linesearch] end
+# [stepsize-optimistic] begin
+from jaxopt_notes.optimizers.optimistic import optimistic_adam, optimistic_adam_v2, optimistic_gradient_descent  # noqa: E402
+from jaxopt_notes.optimizers.polyak import polyak_sgd  # noqa: E402
+from jaxopt_notes.optimizers.rprop import rprop  # noqa: E402
+from jaxopt_notes.optimizers.sgd import noisy_sgd  # noqa: E402
+from jaxopt_notes.transforms.step_size import (  # noqa: E402
+    AddNoiseState,
+    ScaleByDistanceOverGradientsState,
+    ScaleByOptimisticGradientState,
+    ScaleByRpropState,
+    add_noise,
+    scale_by_distance_over_gradients,
+    scale_by_optimistic_gradient,
+    scale_by_polyak,
+    scale_by_rprop,
+)
+
+__all__ += [
+    "AddNoiseState", "ScaleByDistanceOverGradientsState", "ScaleByOptimisticGradientState",
+    "ScaleByRpropState", "add_noise", "scale_by_distance_over_gradients",
+    "scale_by_optimistic_gradient", "scale_by_polyak", "scale_by_rprop",
+    "noisy_sgd", "optimistic_adam", "optimistic_adam_v2", "optimistic_gradient_descent",
+    "polyak_sgd", "rprop",
+]
+# [stepsize-optimistic] end
+# [gradient-ops-wrappers] begin
+from jaxopt_notes.transforms.gradient_ops import (  # noqa: E402
+    NonNegativeParamsState,
+    ZeroNansState,
+    centralize,
+    keep_params_nonnegative,
+    normalize_by_update_norm,
+    scale_gradient,
+    zero_nans,
+)
+from jaxopt_notes.transforms.per_example_clipping import per_example_global_norm_clip, per_example_layer_norm_clip  # noqa: E402
+from jaxopt_notes.wrappers import microbatching  # noqa: E402
+from jaxopt_notes.wrappers.conditional import (  # noqa: E402
+    ConditionallyMaskState,
+    ConditionallyTransformState,
+    ConditionFn,
+    conditionally_mask,
+    conditionally_transform,
+)
+from jaxopt_notes.wrappers.hyperparams import inject_stateful_hyperparams  # noqa: E402
+from jaxopt_notes.wrappers.microbatching import (  # noqa: E402
+    AccumulationType,
+    Accumulator,
+    micro_grad,
+    micro_vmap,
+    microbatch,
+    reshape_batch_axis,
+)
+from jaxopt_notes.wrappers.monitoring import MonitorState, SnapshotState, measure_with_ema, monitor, snapshot  # noqa: E402
+from jaxopt_notes.wrappers.periodic import ApplyEvery, apply_every  # noqa: E402
+
+__all__ += [
+    "AccumulationType", "Accumulator", "ApplyEvery", "ConditionFn", "ConditionallyMaskState",
+    "ConditionallyTransformState", "MonitorState", "NonNegativeParamsState", "SnapshotState",
+    "ZeroNansState", "apply_every", "centralize", "conditionally_mask", "conditionally_transform",
+    "inject_stateful_hyperparams", "keep_params_nonnegative", "measure_with_ema", "micro_grad",
+    "micro_vmap", "microbatch", "microbatching", "monitor", "normalize_by_update_norm",
+    "per_example_global_norm_clip", "per_example_layer_norm_clip", "reshape_batch_axis",
+    "scale_gradient", "snapshot", "zero_nans",
+]
+# [gradient-ops-wrappers] end
+# [tree-numerics-projections] begin
+from jaxopt_notes.core import projections  # noqa: E402
+from jaxopt_notes.core.numerics import (  # noqa: E402
+    incremental_update,
+    matrix_inverse_pth_root,
+    multi_normal,
+    periodic_update,
+    power_iteration,
+    safe_norm,
+    safe_root_mean_squares,
+)
+from jaxopt_notes.core.projections import (  # noqa: E402
+    projection_box,
+    projection_halfspace,
+    projection_hypercube,
+    projection_hyperplane,
+    projection_l1_ball,
+    projection_l1_sphere,
+    projection_l2_ball,
+    projection_l2_sphere,
+    projection_linf_ball,
+    projection_non_negative,
+    projection_simplex,
+    projection_vector,
+)
+from jaxopt_notes.schedules.interpolated import (  # noqa: E402
+    linear_onecycle_schedule,
+    piecewise_interpolate_schedule,
+    warmup_constant_schedule,
+)
+from jaxopt_notes.training import second_order  # noqa: E402
+from jaxopt_notes.training.second_order import fisher_diag, hessian_diag, hvp  # noqa: E402
+
+__all__ += [
+    "fisher_diag", "hessian_diag", "hvp", "incremental_update", "linear_onecycle_schedule",
+    "matrix_inverse_pth_root", "multi_normal", "periodic_update", "piecewise_interpolate_schedule",
+    "power_iteration", "projection_box", "projection_halfspace", "projection_hypercube",
+    "projection_hyperplane", "projection_l1_ball", "projection_l1_sphere", "projection_l2_ball",
+    "projection_l2_sphere", "projection_linf_ball", "projection_non_negative", "projection_simplex",
+    "projection_vector", "projections", "safe_norm", "safe_root_mean_squares", "second_order",
+    "warmup_constant_schedule",
+]
+# [tree-numerics-projections] end

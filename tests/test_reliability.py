@@ -96,8 +96,11 @@ FACTORIES = {
     "clip": (jn.clip, {"max_delta": 1.0}, _sweep(max_delta=NONNEG)),
     "clip_by_global_norm": (jn.clip_by_global_norm, {"max_norm": 1.0}, _sweep(max_norm=POSITIVE)),
     "ema": (jn.ema, {"decay": 0.9}, _sweep(decay=UNIT, debias=FLAG, accumulator_dtype=DTYPE)),
+    # decay = 1.0 (a running sum) is allowed, as in optax.
     "trace": (jn.trace, {"decay": 0.9},
-              _sweep(decay=UNIT, nesterov=FLAG, accumulator_dtype=DTYPE, average=FLAG)),
+              _sweep(decay=[(1.5, ValueError, "[0, 1]"), (-0.1, ValueError, "[0, 1]"),
+                            (NAN, ValueError, "[0, 1]"), ("0.9", TypeError, "number")],
+                     nesterov=FLAG, accumulator_dtype=DTYPE, average=FLAG)),
     "scale": (jn.scale, {"step_size": 0.1},
               _sweep(step_size=LR) + _named("step_size", [(_zoo.lr_schedule, TypeError, "scale_by_schedule")])),
     "scale_by_learning_rate": (jn.scale_by_learning_rate, {"learning_rate": 0.1},

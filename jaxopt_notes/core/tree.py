@@ -11,6 +11,14 @@ pytrees (SEEDS.md, notes 000 and 004):
 Every multi-tree map goes through :func:`tree_map_checked`, so a caller whose
 ``updates``, ``state`` or ``params`` disagree in structure gets one error that
 names the first differing path instead of a bare tree-structure mismatch.
+
+This module is also the namespace :mod:`jaxopt_notes.tree`, with every name
+of ``optax.tree`` (optax 0.2.8): ``jn.tree.add``, ``jn.tree.norm``,
+``jn.tree.get``, ... The arithmetic lives in :mod:`jaxopt_notes.core.tree_math`,
+the look-ups in :mod:`jaxopt_notes.core.tree_access`; both are bound here at
+the end under optax's short names. Four of those names (``sum``, ``max``,
+``min``, ``set``) are builtins, so no code in this module calls the builtins
+of those names (a test checks it).
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental.shard_alike import shard_alike as _shard_alike
+
+from jaxopt_notes.core import tree_access, tree_math
 
 __all__ = [
     "abs_sq",
@@ -45,6 +55,14 @@ __all__ = [
     "tree_update_moment",
     "tree_update_moment_per_elem_norm",
     "tree_zeros_like",
+    # optax.tree's names (bound at the end of this module)
+    "NamedTupleKey",
+    "add", "add_scale", "allclose", "batch_shape", "cast", "cast_like", "clip",
+    "conj", "div", "dtype", "full_like", "get", "get_all_with_path",
+    "map_params", "max", "min", "mul", "norm", "ones_like", "random_like",
+    "real", "scale", "set", "size", "split_key_like", "sub", "sum",
+    "unwrap_random_key_data", "update_infinity_moment", "update_moment",
+    "update_moment_per_elem_norm", "vdot", "where", "zeros_like",
 ]
 
 
@@ -279,10 +297,21 @@ def tree_cast(tree: Any, dtype: Optional[Any]) -> Any:
   return jax.tree.map(lambda t: t.astype(dtype), tree)
 
 
-def tree_cast_like(tree: Any, other: Any) -> Any:
-  """Casts every leaf of ``tree`` to the dtype of the matching leaf of ``other``."""
+def tree_cast_like(tree: Any, other_tree: Any) -> Any:
+  """Casts every leaf of ``tree`` to the dtype of the matching leaf of ``other_tree``.
+
+  A leaf of ``other_tree`` without a dtype (a Python number) leaves its leaf
+  of ``tree`` as it is. Same as ``optax.tree.cast_like``, with an error that
+  names the first path where the two trees differ.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> jn.tree.cast_like({"m": jnp.ones(2)}, {"m": jnp.zeros(2, jnp.bfloat16)})
+    {'m': Array([1, 1], dtype=bfloat16)}
+  """
   return tree_map_checked(
-      lambda t, o: t.astype(jnp.asarray(o).dtype), tree, other,
+      lambda t, o: t.astype(o.dtype) if hasattr(o, "dtype") else t, tree, other_tree,
       names=("moment", "state"),
   )
 
@@ -411,3 +440,42 @@ def select_tree(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
       lambda t, f: jnp.where(pred, t, f).astype(jnp.asarray(f).dtype),
       on_true, on_false, names=("selected tree", "kept tree"),
   )
+
+
+# optax.tree's short names. `sum`, `max`, `min` and `set` shadow the builtins
+# in this module's globals, so nothing above calls those builtins.
+NamedTupleKey = tree_access.NamedTupleKey
+add = tree_math.tree_add
+add_scale = tree_math.tree_add_scale
+allclose = tree_math.tree_allclose
+batch_shape = tree_math.tree_batch_shape
+cast = tree_cast
+cast_like = tree_cast_like
+clip = tree_math.tree_clip
+conj = tree_math.tree_conj
+div = tree_math.tree_div
+dtype = tree_access.tree_dtype
+full_like = tree_full_like
+get = tree_access.tree_get
+get_all_with_path = tree_access.tree_get_all_with_path
+map_params = tree_access.tree_map_params
+max = tree_math.tree_max  # noqa: A001
+min = tree_math.tree_min  # noqa: A001
+mul = tree_math.tree_mul
+norm = tree_math.tree_norm
+ones_like = tree_ones_like
+random_like = tree_access.tree_random_like
+real = tree_math.tree_real
+scale = tree_math.tree_scale
+set = tree_access.tree_set  # noqa: A001
+size = tree_math.tree_size
+split_key_like = tree_access.tree_split_key_like
+sub = tree_math.tree_sub
+sum = tree_math.tree_sum  # noqa: A001
+unwrap_random_key_data = tree_access.tree_unwrap_random_key_data
+update_infinity_moment = tree_update_infinity_moment
+update_moment = tree_update_moment
+update_moment_per_elem_norm = tree_update_moment_per_elem_norm
+vdot = tree_math.tree_vdot
+where = tree_math.tree_where
+zeros_like = tree_zeros_like

@@ -1,4 +1,4 @@
-"""The Adam family: Adam, AdamW, NAdam(W), RAdam, AMSGrad, Adamax (notes 000, 001, 003, 004).
+"""The Adam family: Adam, AdamW, NAdam(W), RAdam, AMSGrad, Adamax(W) (notes 000, 001, 003, 004).
 
 Each is a ``chain`` of a :mod:`jaxopt_notes.transforms.adam_family` block and
 the step; the plain Adam and AdamW configurations carry the fused kernel.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from jaxopt_notes.core import base, combine
+from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.kernels import fused
 from jaxopt_notes.optimizers._common import LR, Num, descent_step
 from jaxopt_notes.transforms import adam_family, masking, scaling
 
-__all__ = ["adam", "adamax", "adamw", "amsgrad", "nadam", "nadamw", "radam"]
+__all__ = ["adam", "adamax", "adamaxw", "adamw", "amsgrad", "nadam", "nadamw", "radam"]
 
 def adam(
     learning_rate: LR,
@@ -199,3 +199,53 @@ def adamax(
       descent_step(learning_rate),
   )
 
+
+def adamaxw(
+    learning_rate: LR,
+    b1: Num = 0.9,
+    b2: Num = 0.999,
+    eps: Num = 1e-8,
+    weight_decay: LR = 1e-4,
+    mask: Optional[masking.Mask] = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""AdamaxW: Adamax with decoupled weight decay.
+
+  .. math::
+     u_t = \max(\beta_2 u_{t-1}, |g_t| + \epsilon), \qquad
+     w_t = w_{t-1} - \eta_t \left(\frac{\hat m_t}{u_t} + \lambda w_{t-1}\right)
+
+  Adamax (Kingma & Ba, 2015, arXiv:1412.6980, sec. 7) with the decay added
+  after the scaling, as AdamW does for Adam (Loshchilov & Hutter, 2019,
+  arXiv:1711.05101; notes 001 name AdamW): notes 000/003/004's Adam family.
+  The decay is multiplied by the learning rate. Chain:
+  :func:`scale_by_adamax`, :func:`add_decayed_weights` (``mask``), the step.
+  Same as ``optax.adamaxw``.
+
+  Args:
+    learning_rate: ``eta``, a float or a schedule.
+    b1: first-moment decay in ``[0, 1)`` (default 0.9).
+    b2: decay of the running max in ``[0, 1)`` (default 0.999).
+    eps: added to ``|g|`` (default 1e-8).
+    weight_decay: ``lambda``, a number ``>= 0`` or a schedule (default 1e-4).
+    mask: which leaves to decay (a pytree of booleans or a function of the
+      params); ``None`` decays all (default).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.adamaxw(0.1, weight_decay=0.5)
+    >>> params = {"w": jnp.ones(2)}
+    >>> updates, state = tx.update({"w": jnp.array([1.0, -4.0])}, tx.init(params), params)
+    >>> print(np.asarray(updates["w"]).round(4))  # -eta (sign(g) + lambda w) on the first step
+    [-0.15  0.05]
+  """
+  # add_decayed_weights also takes a negative rate (a step towards larger
+  # weights, which some chains need); as a weight decay it is refused.
+  if not callable(weight_decay):
+    validation.check_non_negative("weight_decay", weight_decay)
+  return combine.chain(
+      adam_family.scale_by_adamax(b1, b2, eps),
+      scaling.add_decayed_weights(weight_decay, mask),
+      descent_step(learning_rate),
+  )

@@ -1,4 +1,4 @@
-"""SGD, with optional heavy-ball or Nesterov momentum (notes 000, 003, 004)."""
+"""SGD, with optional heavy-ball or Nesterov momentum (notes 000, 003, 004), and noisy SGD (notes 002)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any, Optional
 from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.kernels import fused
 from jaxopt_notes.optimizers._common import LR, Num, descent_step
-from jaxopt_notes.transforms import moments
+from jaxopt_notes.transforms import moments, step_size
 
-__all__ = ["sgd"]
+__all__ = ["noisy_sgd", "sgd"]
 
 def sgd(
     learning_rate: LR,
@@ -53,3 +53,48 @@ def sgd(
   # The averaged form has its own multiply-add pattern; it keeps the reference path.
   return tx if average_momentum else fused.attach(tx, fused.momentum_rule(momentum, nesterov, lr_tx))
 
+
+
+def noisy_sgd(
+    learning_rate: LR,
+    eta: Num = 0.01,
+    gamma: Num = 0.55,
+    key: Optional[Num] = None,
+    *,
+    seed: Optional[int] = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""SGD on the gradient plus annealed Gaussian noise.
+
+  .. math::
+     w_{t+1} = w_t - \eta_t \left(g_t + \sigma_t \xi_t\right), \qquad
+     \xi_t \sim \mathcal N(0, I), \qquad \sigma_t^2 = \frac{\eta}{t^{\gamma}}
+
+  with :math:`t = 1, 2, \dots` the step (``eta`` here is the noise's base
+  variance, ``learning_rate`` the step :math:`\eta_t`). Neelakantan et al.
+  (2015), "Adding Gradient Noise Improves Learning for Very Deep Networks",
+  arXiv:1511.06807. Notes 002 measure the noise that minibatches put into
+  the gradient; this adds it on purpose and lets it decay. Chain:
+  :func:`add_noise` then the step. Same as ``optax.noisy_sgd``: the same
+  random numbers for the same ``key``, and the same key handling (an int
+  seed or a ``jax.random.key``; ``seed=`` deprecated; neither: a warning and
+  seed 0).
+
+  Args:
+    learning_rate: the step, a number or a schedule.
+    eta: the noise's base variance, ``>= 0`` (default 0.01).
+    gamma: its annealing exponent, ``>= 0`` (default 0.55).
+    key: an int seed ``>= 0`` or a typed ``jax.random.key``.
+    seed: deprecated, use ``key``.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.noisy_sgd(0.1, eta=0.0, key=jax.random.key(0))  # eta = 0: plain SGD
+    >>> params = {"w": jnp.ones(2)}
+    >>> updates, state = tx.update({"w": jnp.ones(2)}, tx.init(params), params)
+    >>> updates["w"]
+    Array([-0.1, -0.1], dtype=float32)
+  """
+  noise = step_size.add_noise(eta, gamma, key, seed=seed)
+  return combine.chain(noise, descent_step(learning_rate))

@@ -15,6 +15,12 @@ conditioning.
 The Hessian is dense: ``n^2`` numbers for ``n`` parameters and an ``O(n^3)``
 solve per step, so this is for models with at most a few thousand
 parameters (logistic regression, the notes' toy functions, teaching).
+
+Three curvature probes of ``optax.second_order`` sit beside it (this module
+is also the namespace :mod:`jaxopt_notes.second_order`): :func:`hvp`, the
+product ``H v`` without forming ``H``; :func:`hessian_diag`, the diagonal of
+``H``; and :func:`fisher_diag`, the squared gradient (the diagonal of the
+observed Fisher information, the quantity AdaGrad and RMSProp accumulate).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from jaxopt_notes.core import base, combine, validation
 from jaxopt_notes.core import tree as tree_lib
 from jaxopt_notes.transforms import scaling
 
-__all__ = ["newton", "scale_by_newton"]
+__all__ = ["fisher_diag", "hessian_diag", "hvp", "newton", "scale_by_newton"]
 
 _NO_VALUE_FN_MSG = (
     "Newton's method builds the Hessian of the loss, so its `update` needs "
@@ -135,3 +141,102 @@ def newton(
       scale_by_newton(damping=damping, max_params=max_params),
       scaling.scale_by_learning_rate(learning_rate),
   )
+
+
+def _loss_at(loss: Callable[..., jax.Array], inputs: Any, targets: Any) -> Callable[[Any], jax.Array]:
+  validation.check_callable("loss", loss, "a function loss(params, inputs, targets) -> scalar")
+  return lambda p: loss(p, inputs, targets)
+
+
+def hvp(loss: Callable[..., jax.Array], v: jax.Array, params: Any, inputs: Any, targets: Any) -> Any:
+  r"""The Hessian-vector product :math:`H v`, without forming :math:`H`.
+
+  .. math:: H v = \frac{d}{d\epsilon} \nabla_w L(w + \epsilon v)\Big|_{\epsilon = 0}
+
+  a forward-mode derivative of the gradient: one extra gradient's cost
+  (Pearlmutter, "Fast exact multiplication by the Hessian", Neural
+  Computation 1994). The curvature along ``v`` that notes 002's step bound
+  ``eps < 2 g'g / g'Hg`` reads, and the building block of Newton-type
+  methods (notes 003) too large for :func:`newton`'s dense Hessian. ``v`` is
+  a flat vector (``ravel_pytree`` order of ``params``); the result is shaped
+  like ``params``. Same as ``optax.second_order.hvp`` (which warns that it
+  is deprecated; this one does not).
+
+  Args:
+    loss: ``loss(params, inputs, targets) -> scalar``.
+    v: the direction, of size ``ravel_pytree(params)[0].size``.
+    params: where the Hessian is taken.
+    inputs: the loss's inputs.
+    targets: the loss's targets.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> loss = lambda p, x, y: jnp.sum((x * p["w"] - y) ** 2)  # H = 2 diag(x^2)
+    >>> jn.hvp(loss, jnp.array([1.0, 1.0]), {"w": jnp.ones(2)}, jnp.array([1.0, 3.0]), jnp.zeros(2))
+    {'w': Array([ 2., 18.], dtype=float32)}
+  """
+  at = _loss_at(loss, inputs, targets)
+  _, unravel = ravel_pytree(params)
+  return jax.jvp(jax.grad(at), [params], [unravel(v)])[1]
+
+
+def hessian_diag(loss: Callable[..., jax.Array], params: Any, inputs: Any, targets: Any) -> jax.Array:
+  r"""The Hessian's diagonal :math:`(H_{11}, \dots, H_{nn})`, as ``e_i^T H e_i`` for each unit vector.
+
+  Exact, at the cost of ``n`` Hessian-vector products (:func:`hvp`, run
+  under ``vmap``), so for small models: the per-coordinate curvature a
+  diagonal Newton step (notes 003) divides by. Flat, in ``ravel_pytree``
+  order. Becker & LeCun, "Improving the convergence of back-propagation
+  learning with second order methods", 1988 (the diagonal approximation).
+  Same as ``optax.second_order.hessian_diag``.
+
+  Args:
+    loss: ``loss(params, inputs, targets) -> scalar``.
+    params: where the Hessian is taken.
+    inputs: the loss's inputs.
+    targets: the loss's targets.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> loss = lambda p, x, y: jnp.sum((x * p["w"] - y) ** 2)
+    >>> jn.hessian_diag(loss, {"w": jnp.ones(2)}, jnp.array([1.0, 3.0]), jnp.zeros(2))
+    Array([ 2., 18.], dtype=float32)
+  """
+  _loss_at(loss, inputs, targets)
+  units = jnp.eye(ravel_pytree(params)[0].size)
+  along = lambda v: jnp.vdot(v, ravel_pytree(hvp(loss, v, params, inputs, targets))[0])
+  return jax.vmap(along)(units)
+
+
+def fisher_diag(
+    negative_log_likelihood: Callable[..., jax.Array], params: Any, inputs: Any, targets: Any
+) -> jax.Array:
+  r"""The observed Fisher information's diagonal, the squared gradient :math:`(\nabla_w (-\log p))^2`.
+
+  .. math:: F_{ii} = \big(\partial_{w_i} \ell(w; x, y)\big)^2
+
+  for one batch's negative log-likelihood :math:`\ell`: the square that
+  AdaGrad sums and RMSProp/Adam average (notes 000/003/004), here for the
+  whole batch's gradient rather than per example. Amari, "Natural gradient
+  works efficiently in learning", Neural Computation 1998; Kunstner et al.,
+  "Limitations of the empirical Fisher approximation", NeurIPS 2019. Flat,
+  in ``ravel_pytree`` order. Same as ``optax.second_order.fisher_diag``.
+
+  Args:
+    negative_log_likelihood: ``nll(params, inputs, targets) -> scalar``.
+    params: where the gradient is taken.
+    inputs: the inputs.
+    targets: the targets.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> nll = lambda p, x, y: jnp.sum((x * p["w"] - y) ** 2)
+    >>> jn.fisher_diag(nll, {"w": jnp.ones(2)}, jnp.array([1.0, 3.0]), jnp.zeros(2))
+    Array([  4., 324.], dtype=float32)
+  """
+  validation.check_callable("negative_log_likelihood", negative_log_likelihood,
+                            "a function nll(params, inputs, targets) -> scalar")
+  return jnp.square(ravel_pytree(jax.grad(negative_log_likelihood)(params, inputs, targets))[0])

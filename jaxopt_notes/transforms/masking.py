@@ -28,6 +28,16 @@ class MaskedNode(NamedTuple):
   """
 
 
+def is_params_placeholder(tree: Any) -> bool:
+  """``tree`` is the stand-in that ``optax.tree.map_params`` passes to ``init``.
+
+  ``map_params`` calls ``init`` on a leafless placeholder object to find where
+  the params' copies sit in a state. Matched by class name (optax's is
+  ``_ParamsPlaceholder``), so that this package never imports optax.
+  """
+  return type(tree).__name__.endswith("ParamsPlaceholder") and not jax.tree.leaves(tree)
+
+
 def _is_callable_mask(mask: Mask) -> bool:
   flags = jax.tree.leaves(jax.tree.map(callable, mask))
   return bool(flags) and all(flags)
@@ -81,7 +91,11 @@ def masked(
   leaves. Same state layout and numbers as ``optax.masked``. Unlike optax,
   a mask leaf that is not a bool raises ``TypeError`` (``"yes"`` or an array
   would silently count as ``True``), and a mask that does not fit the params
-  raises ``ValueError`` naming the first unmatched path.
+  raises ``ValueError`` naming the first unmatched path. As in optax,
+  ``init`` passes the placeholder of ``optax.tree.map_params`` to ``inner``
+  unmasked, so ``map_params`` works on a masked state (give it
+  ``is_leaf=lambda v: isinstance(v, MaskedNode)`` when it maps extra trees
+  alongside).
 
   Args:
     inner: the transform to apply.
@@ -111,6 +125,10 @@ def masked(
       ) from err
 
   def init_fn(params):
+    if is_params_placeholder(params):
+      # No mask fits the placeholder; the inner state it yields is shaped
+      # like an unmasked one, which map_params then maps over the real state.
+      return MaskedState(inner_state=inner.init(params))
     mask_tree = mask_tree_for(params)
     return MaskedState(inner_state=inner.init(keep(params, mask_tree, "params")))
 

@@ -105,14 +105,18 @@ def trace(
   ``u_t = beta v_t + (1 - beta) g_t``): the same direction as the default with
   the learning rate rescaled by ``1 - beta``. optax has no such flag.
 
+  ``decay=1.0`` is allowed: ``v_t = sum_s g_s``, a plain running sum (as
+  optax, whose own tests use it); with ``average=True`` it would never move
+  off zero, so it is refused there.
+
   Args:
-    decay: ``beta`` (``rho``) in ``[0, 1)``.
+    decay: ``beta`` (``rho``) in ``[0, 1]`` (``[0, 1)`` with ``average``).
     nesterov: return the Nesterov look-ahead update (default ``False``).
     accumulator_dtype: dtype of the stored buffer (default: the params').
     average: damp the incoming gradient by ``1 - beta`` (default ``False``).
   """
-  validation.check_unit_interval("decay", decay)
   validation.check_flags(nesterov=nesterov, average=average)
+  validation.check_unit_interval("decay", decay, closed_right=not average)
   accumulator_dtype = validation.check_dtype("accumulator_dtype", accumulator_dtype)
   scale_in = (1 - decay) if average else 1
 

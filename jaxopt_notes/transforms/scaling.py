@@ -138,15 +138,28 @@ def add_decayed_weights(
   ``optax.add_decayed_weights``; with a schedule, ``lambda`` is evaluated at
   the step count before the increment.
 
+  ``lambda`` may be negative, as in optax: :func:`~jaxopt_notes.fromage`
+  adds ``(1/sqrt(1 + eta^2) - 1) w``, a negative rate that shrinks the
+  weights, through this transform. NaN, infinities and bools are refused.
+
   Args:
-    weight_decay: ``lambda`` as a number (default 0.0) or a schedule.
+    weight_decay: ``lambda`` as a finite number (default 0.0) or a schedule.
     mask: which leaves to decay (a pytree of booleans or a function of the
       params); ``None`` decays all.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.add_decayed_weights(0.5)
+    >>> params = {"w": jnp.array([2.0, -4.0])}
+    >>> updates, _ = tx.update({"w": jnp.ones(2)}, tx.init(params), params)
+    >>> updates["w"]
+    Array([ 2., -1.], dtype=float32)
   """
   if callable(weight_decay):
     validation.check_callable("weight_decay", weight_decay)
   else:
-    validation.check_non_negative("weight_decay", weight_decay)
+    validation.check_finite("weight_decay", weight_decay)
 
   def init_fn(params):
     del params

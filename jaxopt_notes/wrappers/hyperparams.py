@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Optional, Union
 
@@ -30,6 +31,7 @@ __all__ = [
     "WrappedSchedule",
     "WrappedScheduleState",
     "inject_hyperparams",
+    "inject_stateful_hyperparams",
 ]
 
 
@@ -332,3 +334,54 @@ def inject_hyperparams(
     return base.GradientTransformationExtraArgs(init_fn, update_fn)
 
   return wrapped
+
+
+def inject_stateful_hyperparams(
+    inner_factory: Callable[..., base.GradientTransformation],
+    static_args: Union[str, Iterable[str]] = (),
+    hyperparam_dtype: Optional[Any] = None,
+) -> Callable[..., base.GradientTransformationExtraArgs]:
+  r"""The older name of :func:`inject_hyperparams`, which takes stateful schedules too.
+
+  A stateful schedule has ``init() -> state``, ``update(state, **extra_args)
+  -> state`` and ``__call__(state, **extra_args) -> value``, so its value can
+  follow what ``update`` is told (a loss passed as ``value=``, as note 004's
+  "reduce on plateau" decay does) rather than the step count alone:
+
+  .. math:: h_t = S(\sigma_t), \qquad \sigma_{t+1} = S.\mathrm{update}(\sigma_t, \ldots)
+
+  Same as ``optax.inject_stateful_hyperparams`` in optax 0.2.8, which is
+  deprecated there since 0.1.9 and warns: this warns the same way
+  (``DeprecationWarning``) and returns ``inject_hyperparams(inner_factory,
+  static_args, hyperparam_dtype)``.
+
+  Args:
+    inner_factory: a function returning a ``GradientTransformation``.
+    static_args: names of ``inner_factory`` parameters to pass through as they are.
+    hyperparam_dtype: dtype for the stored float hyper-parameters.
+
+  Examples:
+    >>> import warnings
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> class Halving:  # halves the step each time update gets halve=True
+    ...   def init(self): return jnp.ones([])
+    ...   def update(self, state, halve=False, **_): return jnp.where(halve, state / 2, state)
+    ...   def __call__(self, state, **_): return state
+    >>> with warnings.catch_warnings():
+    ...   warnings.simplefilter("ignore", DeprecationWarning)
+    ...   tx = jn.inject_stateful_hyperparams(jn.scale)(step_size=Halving())
+    >>> params = {"w": jnp.ones(2)}
+    >>> state = tx.init(params)
+    >>> _, state = tx.update(params, state, halve=True)
+    >>> updates, state = tx.update(params, state)
+    >>> updates["w"]
+    Array([0.5, 0.5], dtype=float32)
+  """
+  warnings.warn(
+      "inject_stateful_hyperparams is deprecated (as in optax): use inject_hyperparams, "
+      "which takes stateful schedules too",
+      DeprecationWarning,
+      stacklevel=2,
+  )
+  return inject_hyperparams(inner_factory, static_args, hyperparam_dtype)

@@ -33,6 +33,9 @@ OPTAX_NAMES = (
     "join_schedules",
     "sgdr_schedule",
     "cosine_onecycle_schedule",
+    "piecewise_interpolate_schedule",
+    "warmup_constant_schedule",
+    "linear_onecycle_schedule",
 )
 NOTES_NAMES = ("inverse_time_decay", "inverse_sqrt_decay", "step_decay",
                "per_epoch")
@@ -186,6 +189,36 @@ OPTAX_CASES = [
      (0, 1)),
     ("cosine_onecycle_schedule", _kw(transition_steps=3000, peak_value=0.3,
                                      pct_start=0.0), (0, 3000)),
+    ("piecewise_interpolate_schedule", _kw(
+        interpolate_type="linear", init_value=1.0,
+        boundaries_and_scales={100: 0.1, 2000: 0.01, 4500: 5.0}), (100, 2000, 4500)),
+    ("piecewise_interpolate_schedule", _kw(
+        interpolate_type="cosine", init_value=0.3,
+        boundaries_and_scales={0: 0.5, 1: 2.0, 777: 0.0, 3000: 4.0}), (0, 1, 777, 3000)),
+    ("piecewise_interpolate_schedule", _kw(
+        interpolate_type="cosine", init_value=2,
+        boundaries_and_scales={10: 3, 20: 0}), (10, 20)),
+    ("piecewise_interpolate_schedule", _kw(interpolate_type="linear",
+                                           init_value=0.1), ()),
+    ("piecewise_interpolate_schedule", _kw(interpolate_type="cosine",
+                                           init_value=0.7,
+                                           boundaries_and_scales={}), ()),
+    ("warmup_constant_schedule", _kw(init_value=0.0, peak_value=1.0,
+                                     warmup_steps=100), (100,)),
+    ("warmup_constant_schedule", _kw(init_value=1e-3, peak_value=3e-4,
+                                     warmup_steps=4321), (4321,)),
+    ("warmup_constant_schedule", _kw(init_value=0.5, peak_value=2.0,
+                                     warmup_steps=1), (1,)),
+    ("linear_onecycle_schedule", _kw(transition_steps=1000, peak_value=1.0),
+     (300, 850, 1000)),
+    ("linear_onecycle_schedule", _kw(transition_steps=4000, peak_value=0.1,
+                                     pct_start=0.1, pct_final=0.5,
+                                     div_factor=10.0, final_div_factor=100.0),
+     (400, 2000, 4000)),
+    ("linear_onecycle_schedule", _kw(transition_steps=3, peak_value=2.0),
+     (0, 2, 3)),
+    ("linear_onecycle_schedule", _kw(transition_steps=2000, peak_value=0.3,
+                                     pct_start=0.0, pct_final=0.9), (0, 1800, 2000)),
 ]
 OPTAX_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(OPTAX_CASES)]
 
@@ -238,7 +271,7 @@ def test_signature_matches_optax(name):
 
 def test_all_lists_every_public_name():
   assert set(S.__all__) == set(OPTAX_NAMES) | set(NOTES_NAMES)
-  modules = [importlib.import_module(f"{S.__name__}.{m}") for m in ("curves", "notes")]
+  modules = [importlib.import_module(f"{S.__name__}.{m}") for m in ("curves", "interpolated", "notes")]
   public = {n for mod in modules for n, v in vars(mod).items()
             if inspect.isfunction(v) and v.__module__ == mod.__name__
             and not n.startswith("_")}
@@ -426,6 +459,11 @@ TRACED_CASES = [
     ("onecycle", lambda p: S.cosine_onecycle_schedule(1000, p), (0.3,)),
     ("piecewise", lambda a: S.piecewise_constant_schedule(a, {10: 0.5}),
      (0.2,)),
+    ("piecewise-interpolate", lambda a: S.piecewise_interpolate_schedule(
+        "cosine", a, {10: 0.5, 300: 0.1}), (0.2,)),
+    ("warmup-constant", lambda i, p: S.warmup_constant_schedule(i, p, 100),
+     (0.0, 0.4)),
+    ("linear-onecycle", lambda p: S.linear_onecycle_schedule(1000, p), (0.3,)),
     ("inverse-time", lambda a, r: S.inverse_time_decay(a, r, 10), (0.2, 1.0)),
     ("inverse-sqrt", lambda a, k: S.inverse_sqrt_decay(a, k, 20), (0.2, 3.0)),
     ("step-decay", lambda a, f, e: S.step_decay(a, f, 100, e),
@@ -509,6 +547,46 @@ BAD = [
      ValueError, "`div_factor`"),
     (lambda: S.cosine_onecycle_schedule(100, 1.0, final_div_factor=-1.0),
      ValueError, "`final_div_factor`"),
+    (lambda: S.piecewise_interpolate_schedule("cubic", 1.0), ValueError,
+     "`interpolate_type`"),
+    (lambda: S.piecewise_interpolate_schedule(None, 1.0), ValueError,
+     "`interpolate_type`"),
+    (lambda: S.piecewise_interpolate_schedule("linear", float("nan")),
+     ValueError, "`init_value`"),
+    (lambda: S.piecewise_interpolate_schedule("linear", 1.0, {10: -0.5}),
+     ValueError, r"`boundaries_and_scales\[10\]`"),
+    (lambda: S.piecewise_interpolate_schedule("linear", 1.0, {10: float("inf")}),
+     ValueError, r"`boundaries_and_scales\[10\]`"),
+    (lambda: S.piecewise_interpolate_schedule("linear", 1.0, {20: 0.5, 10: 0.5}),
+     ValueError, "`boundaries_and_scales`"),
+    (lambda: S.piecewise_interpolate_schedule("linear", 1.0, {-5: 0.5}),
+     ValueError, "`boundaries_and_scales key -5`"),
+    (lambda: S.piecewise_interpolate_schedule("cosine", 1.0, [(10, 0.5)]),
+     TypeError, "`boundaries_and_scales`"),
+    (lambda: S.warmup_constant_schedule(0.0, 1.0, 0), ValueError,
+     "`warmup_steps`"),
+    (lambda: S.warmup_constant_schedule(0.0, 1.0, -3), ValueError,
+     "`warmup_steps`"),
+    (lambda: S.warmup_constant_schedule(0.0, float("nan"), 10), ValueError,
+     "`peak_value`"),
+    (lambda: S.warmup_constant_schedule("0", 1.0, 10), TypeError,
+     "`init_value`"),
+    (lambda: S.linear_onecycle_schedule(0, 1.0), ValueError,
+     "`transition_steps`"),
+    (lambda: S.linear_onecycle_schedule(100, float("inf")), ValueError,
+     "`peak_value`"),
+    (lambda: S.linear_onecycle_schedule(100, 1.0, pct_start=1.0), ValueError,
+     "`pct_start`"),
+    (lambda: S.linear_onecycle_schedule(100, 1.0, pct_final=-0.2), ValueError,
+     "`pct_final`"),
+    (lambda: S.linear_onecycle_schedule(100, 1.0, pct_start=0.6, pct_final=0.5),
+     ValueError, "`pct_start`.*`pct_final`"),
+    (lambda: S.linear_onecycle_schedule(1, 1.0), ValueError,
+     "`pct_start`.*`pct_final`.*`transition_steps`"),
+    (lambda: S.linear_onecycle_schedule(100, 1.0, div_factor=0.0), ValueError,
+     "`div_factor`"),
+    (lambda: S.linear_onecycle_schedule(100, 1.0, final_div_factor=-1.0),
+     ValueError, "`final_div_factor`"),
     (lambda: S.inverse_time_decay(0.2, 1.0, 0), ValueError, "`decay_steps`"),
     (lambda: S.inverse_time_decay(0.2, 1.0, -1), ValueError, "`decay_steps`"),
     (lambda: S.inverse_time_decay(0.2, -1.0), ValueError, "`decay_rate`"),
@@ -568,6 +646,12 @@ SHORT_CASES = [
     ("sgdr_schedule", _kw(cosine_kwargs=[dict(
         init_value=0.0, peak_value=0.1, warmup_steps=1, decay_steps=4)] * 3)),
     ("cosine_onecycle_schedule", _kw(transition_steps=10, peak_value=0.1)),
+    ("piecewise_interpolate_schedule", _kw(
+        interpolate_type="cosine", init_value=0.1,
+        boundaries_and_scales={3: 0.5, 7: 0.2})),
+    ("warmup_constant_schedule", _kw(init_value=0.0, peak_value=0.1,
+                                     warmup_steps=4)),
+    ("linear_onecycle_schedule", _kw(transition_steps=9, peak_value=0.1)),
 ]
 NOTES_SHORT = [
     ("inverse_time_decay", S.inverse_time_decay(0.1, 0.5, 2, True)),
@@ -619,3 +703,39 @@ def test_schedules_as_learning_rate_match_optax(opt_name):
     assert not np.allclose(g[-1], params), name  # it moved
     chex.assert_trees_all_close(g, w, rtol=RTOL, atol=1e-7,
                                 custom_message=f"{opt_name} with {name}")
+
+
+# --- the interpolated schedules: what optax does silently, refused here -----
+
+
+def test_optax_sorts_interpolation_boundaries_we_require_them_sorted():
+  ref = optax.piecewise_interpolate_schedule("linear", 1.0, {20: 0.5, 10: 0.1})
+  ours = S.piecewise_interpolate_schedule("linear", 1.0, {10: 0.1, 20: 0.5})
+  assert_close(jax.vmap(ours)(STEPS[:100]), jax.vmap(ref)(STEPS[:100]))
+
+
+def test_optax_warmup_constant_with_no_warmup_never_reaches_the_peak():
+  ref = optax.warmup_constant_schedule(0.0, 1.0, 0)
+  assert float(jnp.max(jax.vmap(ref)(STEPS))) == 0.0  # stuck at init_value
+  with pytest.raises(ValueError, match="`warmup_steps`"):
+    S.warmup_constant_schedule(0.0, 1.0, 0)
+
+
+def test_optax_linear_onecycle_drops_the_peak_when_boundaries_collide():
+  ref = optax.linear_onecycle_schedule(1, 1.0)  # int(0.3) == int(0.85) == 0
+  assert float(jnp.max(jax.vmap(ref)(jnp.arange(10)))) < 0.05  # never near peak_value
+  ours = S.linear_onecycle_schedule(2, 1.0)  # the shortest default cycle that keeps it
+  assert float(ours(0)) == pytest.approx(1.0)
+
+
+def test_interpolated_schedules_hit_their_levels():
+  # The levels are products of the scales, reached exactly at the boundaries.
+  sched = S.piecewise_interpolate_schedule("cosine", 2.0, {10: 0.5, 30: 0.1})
+  want = {0: 2.0, 10: 1.0, 20: 0.55, 30: 0.1, 31: 0.1, 10**6: 0.1}
+  for t, v in want.items():
+    np.testing.assert_allclose(float(sched(t)), v, rtol=1e-6)
+  np.testing.assert_allclose(float(sched(5)), 1.0 + 0.5 * (2.0 - 1.0) * (1 + np.cos(np.pi * 0.5)), rtol=1e-6)
+  assert float(sched(-1)) == 0.0  # before step 0, as optax
+  onecycle = S.linear_onecycle_schedule(100, 1.0)
+  for t, v in {0: 0.04, 15: 0.52, 30: 1.0, 85: 0.04, 100: 4e-6, 500: 4e-6}.items():
+    np.testing.assert_allclose(float(onecycle(t)), v, rtol=1e-5)

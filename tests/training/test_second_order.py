@@ -139,3 +139,86 @@ def test_bad_arguments():
     scale_by_newton(damping=-1.0)
   with pytest.raises(ValueError, match="max_params"):
     newton(max_params=0)
+
+
+# --- optax.second_order's curvature probes: hvp, hessian_diag, fisher_diag ------------------
+
+_OPTAX_SECOND_ORDER = ("fisher_diag", "hessian_diag", "hvp")
+
+
+def _mlp_problem(dtype):
+  """A one-hidden-layer tanh regression on a nested params tree with a None leaf."""
+  rng = np.random.default_rng(0)
+  params = {"hidden": [jnp.asarray(rng.normal(size=(3, 4)), dtype), (jnp.asarray(rng.normal(size=4), dtype), None)],
+            "out": {"w": jnp.asarray(rng.normal(size=4), dtype)}}
+  inputs = jnp.asarray(rng.normal(size=(6, 3)), dtype)
+  targets = jnp.asarray(rng.normal(size=6), dtype)
+
+  def loss(p, x, y):
+    h = jnp.tanh(x @ p["hidden"][0] + p["hidden"][1][0])
+    return jnp.mean((h @ p["out"]["w"] - y) ** 2)
+
+  return loss, params, inputs, targets
+
+
+def _optax_quiet(name, *args):
+  import warnings
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # optax 0.2.8 deprecates them; ours are not
+    return getattr(optax.second_order, name)(*args)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_curvature_probes_match_optax_and_the_dense_hessian(dtype, jit):
+  import jaxopt_notes as jn
+  from jax.flatten_util import ravel_pytree
+
+  with jax.enable_x64(dtype == "float64"):
+    loss, params, inputs, targets = _mlp_problem(dtype)
+    flat, unravel = ravel_pytree(params)
+    v = jnp.asarray(np.random.default_rng(1).normal(size=flat.size), dtype)
+    run = jax.jit if jit else (lambda f: f)
+    ours = run(lambda p, v, x, y: (jn.hvp(loss, v, p, x, y), jn.hessian_diag(loss, p, x, y),
+                                   jn.fisher_diag(loss, p, x, y)))(params, v, inputs, targets)
+    ref = run(lambda p, v, x, y: (_optax_quiet("hvp", loss, v, p, x, y), _optax_quiet("hessian_diag", loss, p, x, y),
+                                  _optax_quiet("fisher_diag", loss, p, x, y)))(params, v, inputs, targets)
+    chex.assert_trees_all_equal(ours, ref)
+    chex.assert_trees_all_equal_structs(ours[0], params)
+    # The definitions: H v, diag(H) and the squared gradient, from the dense Hessian.
+    hessian = jax.hessian(lambda f: loss(unravel(f), inputs, targets))(flat)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ravel_pytree(ours[0])[0], hessian @ v, **tol)
+    np.testing.assert_allclose(ours[1], jnp.diag(hessian), **tol)
+    grad = ravel_pytree(jax.grad(loss)(params, inputs, targets))[0]
+    np.testing.assert_allclose(ours[2], grad**2, **tol)
+    assert ours[1].dtype == ours[2].dtype == jnp.dtype(dtype)
+
+
+def test_second_order_namespace_has_optax_names_and_signatures():
+  import inspect
+
+  import jaxopt_notes as jn
+
+  assert "second_order" in jn.__all__
+  for name in _OPTAX_SECOND_ORDER:
+    def shape(fn):
+      return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    ours = getattr(jn.second_order, name)
+    assert ours is getattr(jn, name) and name in jn.__all__ and ours.__doc__
+    assert shape(ours) == shape(inspect.unwrap(getattr(optax.second_order, name))), name
+  assert jn.second_order.newton is newton  # the module keeps Newton's method
+
+
+@pytest.mark.parametrize("call, named", [
+    (lambda jn: jn.hvp("loss", jnp.ones(2), jnp.ones(2), None, None), "`loss`"),
+    (lambda jn: jn.hessian_diag(None, jnp.ones(2), None, None), "`loss`"),
+    (lambda jn: jn.fisher_diag(3.0, jnp.ones(2), None, None), "`negative_log_likelihood`"),
+])
+def test_probe_bad_arguments_name_the_argument(call, named):
+  import jaxopt_notes as jn
+
+  with pytest.raises(TypeError, match=named):
+    call(jn)

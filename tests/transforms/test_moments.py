@@ -136,3 +136,38 @@ class TestTrace(tj.VariantsTest):
     chex.assert_trees_all_close(run.updates, expected_updates, **tol)
     chex.assert_trees_all_close(run.state.trace, expected_trace, **tol)
     assert any(np.any(u[-1] != 0) for u in jax.tree.leaves(expected_updates))
+
+
+class TestTraceRunningSum(tj.VariantsTest):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @pytest.mark.parametrize("dtype", tj.DTYPES)
+  @pytest.mark.parametrize("nesterov", [False, True])
+  def test_decay_one_matches_optax(self, nesterov, dtype):
+    """decay = 1: the buffer is the plain sum of all updates (optax's own tests use it)."""
+    ours, _ = tj.compare_with_optax(
+        self.variant,
+        lambda: jn.chain(jn.trace(1.0, nesterov), jn.scale(-0.01)),
+        lambda: optax.chain(optax.trace(1.0, nesterov), optax.scale(-0.01)),
+        dtype,
+        steps=30,
+    )
+    for g, v in zip(jax.tree.leaves(ours.grads), jax.tree.leaves(ours.state[0].trace)):
+      np.testing.assert_allclose(v, g.sum(axis=0), **tj.formula_tolerance(dtype))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, hint",
+    [
+        (dict(decay=1.0, average=True), ValueError, "[0, 1)"),
+        (dict(decay=1.5), ValueError, "[0, 1]"),
+        (dict(decay=-0.1), ValueError, "[0, 1]"),
+        (dict(decay=float("nan")), ValueError, "[0, 1]"),
+        (dict(decay=True), TypeError, "number"),
+        (dict(decay=np.bool_(True)), TypeError, "number"),
+    ],
+)
+def test_trace_refuses_bad_decay(kwargs, error, hint):
+  with pytest.raises(error, match="`decay`") as info:
+    jn.trace(**kwargs)
+  assert hint in str(info.value)

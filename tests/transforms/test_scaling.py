@@ -103,9 +103,12 @@ class TestAddDecayedWeights(tj.VariantsTest):
 
   @chex.variants(with_jit=True, without_jit=True)
   @pytest.mark.parametrize("dtype", tj.DTYPES)
-  @pytest.mark.parametrize("weight_decay", [0.0, 0.3])
+  @pytest.mark.parametrize("weight_decay", [0.0, 0.3, -0.2])
   def test_float_matches_optax(self, weight_decay, dtype):
-    """A constant decay (including the 0.0 shortcut) adds wd * params like optax."""
+    """A constant decay (including the 0.0 shortcut) adds wd * params like optax.
+
+    A negative one (fromage adds 1/sqrt(1 + lr^2) - 1) is accepted as in optax.
+    """
     tj.compare_with_optax(
         self.variant,
         lambda: _decay_then_sgd(jn, weight_decay),
@@ -150,6 +153,33 @@ class TestAddDecayedWeights(tj.VariantsTest):
         jax.tree.leaves(flags), jax.tree.leaves(ours.updates), jax.tree.leaves(plain_step)
     ):
       assert decayed != np.allclose(got, plain, rtol=0, atol=0)
+
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_negative_schedule_matches_optax(self):
+    """A schedule of negative rates, as fromage builds from a learning-rate schedule."""
+    schedule = lambda t: -0.3 / (1 + 0.05 * t)
+    ours, _ = tj.compare_with_optax(
+        self.variant, lambda: _decay_then_sgd(jn, schedule), lambda: _decay_then_sgd(optax, schedule)
+    )
+    # u = g - 0.3 w / (1 + 0.05 t), stepped by -0.05: the decay pushes the params outwards.
+    before = jax.tree.map(
+        lambda p0, h: np.concatenate([np.asarray(p0)[None], h[:-1]]), tj.make_params(), ours.history
+    )
+    rate = np.array([schedule(t) for t in range(tj.STEPS)], np.float32)
+    for g, u, w in zip(*map(jax.tree.leaves, (ours.grads, ours.updates, before))):
+      r = rate.reshape((-1,) + (1,) * (np.ndim(w) - 1))
+      np.testing.assert_allclose(u, -0.05 * (g + r * w), **tj.formula_tolerance("float32"))
+
+  @pytest.mark.parametrize("value,error", [
+      (float("nan"), ValueError), (float("inf"), ValueError), (-float("inf"), ValueError),
+      (True, TypeError), ("0.1", TypeError), (None, TypeError),
+  ])
+  def test_non_finite_or_non_number_is_refused(self, value, error):
+    """Any finite rate is allowed; NaN, infinities, bools and strings raise naming `weight_decay`."""
+    with pytest.raises(error, match="`weight_decay`"):
+      jn.add_decayed_weights(value)
+    jn.add_decayed_weights(-1.0)  # a finite negative rate builds
 
 
 class TestHarness(tj.VariantsTest):
