@@ -24,7 +24,23 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
-from tests import _zoo
+from tests import _breadth_sweeps, _zoo
+from tests._sweep import (
+  ADAM_ARGS,
+  CALLABLE,
+  DTYPE,
+  FINITE,
+  FLAG,
+  LR,
+  MASK,
+  NONNEG,
+  POSINT,
+  POSITIVE,
+  TX,
+  UNIT,
+  _named,
+  _sweep,
+)
 
 INT32_MAX = int(np.iinfo(np.int32).max)
 NAN, INF = float("nan"), float("inf")
@@ -43,35 +59,6 @@ def _grads(seed=0, dtype=jnp.float32):
 
 
 # --- 1. every factory argument, swept with bad values --------------------------
-
-# (bad value, error, text the message must contain besides the argument name)
-UNIT = [(1.0, ValueError, "[0, 1)"), (-0.1, ValueError, "[0, 1)"), (NAN, ValueError, "[0, 1)"),
-        ("0.9", TypeError, "number")]
-NONNEG = [(-1.0, ValueError, ">= 0"), (NAN, ValueError, ">= 0"), (INF, ValueError, ">= 0"),
-          ("1e-8", TypeError, "number")]
-POSITIVE = [(0.0, ValueError, "> 0"), (-1.0, ValueError, "> 0"), (NAN, ValueError, "> 0")]
-LR = [(NAN, ValueError, "finite"), (INF, ValueError, "finite"), (-INF, ValueError, "finite"),
-      ("0.1", TypeError, "number"), (jnp.ones(2), TypeError, "scalar")]
-POSINT = [(0, ValueError, ">= 1"), (-2, ValueError, ">= 1"), (2.5, ValueError, "integer")]
-FLAG = [("yes", TypeError, "True or False"), (None, TypeError, "True or False")]
-DTYPE = [("notadtype", TypeError, "dtype")]
-TX = [("adam", TypeError, "GradientTransformation"), (jn.adam, TypeError, "GradientTransformation")]
-CALLABLE = [(0.1, TypeError, "callable")]
-MASK = [({"w": "yes", "b": False}, TypeError, "True or False"),
-        ({"w": jnp.array([True, False]), "b": True}, TypeError, "True or False")]
-
-
-def _named(arg, cases, name=None):
-  """``cases`` with the message expected to name ``name`` (default ``arg``)."""
-  return [(arg, value, error, hint, name or arg) for value, error, hint in cases]
-
-
-ADAM_ARGS = {"b1": UNIT, "b2": UNIT, "eps": NONNEG, "eps_root": NONNEG, "mu_dtype": DTYPE,
-             "nu_dtype": DTYPE}
-
-
-def _sweep(**bad):
-  return [case for arg, cases in bad.items() for case in _named(arg, cases)]
 
 
 # name -> (factory, valid kwargs, [(arg, bad value, error, hint, named)])
@@ -92,7 +79,7 @@ FACTORIES = {
     "masked": (jn.masked, {"inner": jn.adam(0.1), "mask": {"w": True, "b": False}},
                _sweep(inner=TX) + _named("mask", MASK, "mask['w']")),
     "add_decayed_weights": (jn.add_decayed_weights, {"weight_decay": 1e-2},
-                            _sweep(weight_decay=NONNEG) + _named("mask", MASK, "mask['w']")),
+                            _sweep(weight_decay=FINITE) + _named("mask", MASK, "mask['w']")),
     "clip": (jn.clip, {"max_delta": 1.0}, _sweep(max_delta=NONNEG)),
     "clip_by_global_norm": (jn.clip_by_global_norm, {"max_norm": 1.0}, _sweep(max_norm=POSITIVE)),
     "ema": (jn.ema, {"decay": 0.9}, _sweep(decay=UNIT, debias=FLAG, accumulator_dtype=DTYPE)),
@@ -168,7 +155,7 @@ FACTORIES = {
     "adagrad": (jn.adagrad, {"learning_rate": 0.1},
                 _sweep(learning_rate=LR, initial_accumulator_value=NONNEG, eps=NONNEG, eps_in_sqrt=FLAG)),
     "adadelta": (jn.adadelta, {},
-                 _sweep(learning_rate=LR, rho=UNIT, eps=NONNEG, weight_decay=NONNEG)
+                 _sweep(learning_rate=LR, rho=UNIT, eps=NONNEG, weight_decay=FINITE)
                  + _named("weight_decay_mask", MASK, "mask['w']")),
     "rmsprop": (jn.rmsprop, {"learning_rate": 0.1},
                 _sweep(learning_rate=LR, decay=UNIT, eps=NONNEG, initial_scale=NONNEG, eps_in_sqrt=FLAG,
@@ -176,11 +163,11 @@ FACTORIES = {
     "adam": (jn.adam, {"learning_rate": 0.1},
              _sweep(learning_rate=LR, **ADAM_ARGS, nesterov=FLAG, bias_correction=FLAG)),
     "adamw": (jn.adamw, {"learning_rate": 0.1},
-              _sweep(learning_rate=LR, **ADAM_ARGS, weight_decay=NONNEG, nesterov=FLAG,
+              _sweep(learning_rate=LR, **ADAM_ARGS, weight_decay=FINITE, nesterov=FLAG,
                      bias_correction=FLAG) + _named("mask", MASK, "mask['w']")),
     "nadam": (jn.nadam, {"learning_rate": 0.1}, _sweep(learning_rate=LR, **ADAM_ARGS)),
     "nadamw": (jn.nadamw, {"learning_rate": 0.1},
-               _sweep(learning_rate=LR, **ADAM_ARGS, weight_decay=NONNEG) + _named("mask", MASK, "mask['w']")),
+               _sweep(learning_rate=LR, **ADAM_ARGS, weight_decay=FINITE) + _named("mask", MASK, "mask['w']")),
     "radam": (jn.radam, {"learning_rate": 0.1},
               _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, eps=NONNEG, eps_root=NONNEG, nesterov=FLAG)
               + _named("threshold", [(NAN, ValueError, "finite")])),
@@ -193,7 +180,8 @@ FACTORIES = {
                     + _named("axis", [("model", ValueError, "must name axes of the mesh"),
                                       ((), ValueError, "must name axes of the mesh")])),
 }
-NO_ARGUMENTS = {"identity", "set_to_zero"}
+FACTORIES.update(_breadth_sweeps.FACTORIES)
+NO_ARGUMENTS = {"identity", "set_to_zero", *_breadth_sweeps.NO_ARGUMENTS}
 ALIASES = {"multi_transform": "partition"}
 # Arguments that take any value of their kind, so there is nothing to reject.
 UNCHECKED = {

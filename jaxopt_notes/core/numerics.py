@@ -257,7 +257,8 @@ def power_iteration(
 
 def _matrix_power(mat: jax.Array, p: int, precision: lax.Precision) -> jax.Array:
   """``mat^p`` by repeated squaring (for p = 2^k the same products as optax's unrolled ones)."""
-  result, square = None, mat
+  result: Any = None
+  square = mat
   while True:
     p, bit = divmod(p, 2)
     if bit:

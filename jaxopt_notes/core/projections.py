@@ -112,7 +112,7 @@ def projection_hypercube(tree: Any, scale: Any = 1) -> Any:
 
 
 @jax.custom_jvp
-def _unit_simplex(values: jax.Array) -> jax.Array:
+def _unit_simplex(values: Any) -> jax.Array:
   """Sort-based projection of a vector onto ``{p >= 0, sum p = 1}``."""
   count = values.shape[0]
   ordered = jnp.sort(values)[::-1]
@@ -157,7 +157,7 @@ def projection_simplex(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
   """
   _check_radius("scale", scale)
   values, unravel = flatten_util.ravel_pytree(tree)
-  return unravel(scale * _unit_simplex(values / scale))
+  return unravel(jnp.asarray(scale * _unit_simplex(values / scale)))
 
 
 def projection_l1_sphere(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
@@ -265,9 +265,13 @@ def projection_linf_ball(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     {'w': Array([-1. ,  0.5], dtype=float32)}
   """
   validation.check_that("scale", scale, lambda v: np.isfinite(v) & (v >= 0), "a finite number >= 0")
-  lower = jax.tree.map(lambda x: jnp.full_like(x, -scale), tree)
+  lower = jax.tree.map(lambda x: jnp.full_like(x, -scale), tree)  # type: ignore[operator]  # a number
   upper = jax.tree.map(lambda x: jnp.full_like(x, scale), tree)
   return projection_box(tree, lower=lower, upper=upper)
+
+
+def _inner(x: Any, y: Any) -> Any:
+  return tree_math.tree_vdot(x, y)
 
 
 def projection_vector(x: Any, a: Any) -> Any:
@@ -285,7 +289,7 @@ def projection_vector(x: Any, a: Any) -> Any:
     >>> jn.projection_vector({"w": jnp.array([2.0, 1.0])}, {"w": jnp.array([1.0, 0.0])})
     {'w': Array([2., 0.], dtype=float32)}
   """
-  return tree_math.tree_scale(tree_math.tree_vdot(x, a) / tree_math.tree_vdot(a, a), a)
+  return tree_math.tree_scale(_inner(x, a) / _inner(a, a), a)
 
 
 def projection_hyperplane(x: Any, a: Any, b: jax.typing.ArrayLike) -> Any:
@@ -306,7 +310,7 @@ def projection_hyperplane(x: Any, a: Any, b: jax.typing.ArrayLike) -> Any:
     >>> jn.projection_hyperplane(jnp.array([2.0, 3.0]), jnp.array([1.0, 1.0]), 1.0)
     Array([0., 1.], dtype=float32)
   """
-  step = (b - tree_math.tree_vdot(x, a)) / tree_math.tree_vdot(a, a)
+  step = (b - _inner(x, a)) / _inner(a, a)
   return tree_math.tree_add_scale(x, step, a)
 
 
@@ -328,5 +332,5 @@ def projection_halfspace(x: Any, a: Any, b: jax.typing.ArrayLike) -> Any:
     >>> jn.projection_halfspace(jnp.array([2.0, 3.0]), jnp.array([1.0, 1.0]), 10.0)
     Array([2., 3.], dtype=float32)
   """
-  step = (b - tree_math.tree_vdot(x, a)) / tree_math.tree_vdot(a, a)
+  step = (b - _inner(x, a)) / _inner(a, a)
   return tree_math.tree_add_scale(x, jnp.clip(step, max=0), a)

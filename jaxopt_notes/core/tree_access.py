@@ -220,7 +220,7 @@ def tree_set(tree: Any, filtering: Optional[Filtering] = None, /, **kwargs: Any)
       return node
     if _is_named_tuple(node) and type(node).__name__ in kwargs and wanted(path, node):
       return kwargs[type(node).__name__]
-    new = {}
+    new: dict[Any, Any] = {}
     for child_path, child in _children(path, node):
       key = _plain_key(child_path[-1])
       if key in kwargs and wanted(child_path, child):
@@ -232,7 +232,7 @@ def tree_set(tree: Any, filtering: Optional[Filtering] = None, /, **kwargs: Any)
     return node._replace(**new) if _is_named_tuple(node) else new
 
   treedef = jax.tree.structure(tree, is_leaf=has_any)
-  return treedef.unflatten([replace(path, node) for path, node in _named_leaves(tree, has_any)])
+  return jax.tree.unflatten(treedef, [replace(path, node) for path, node in _named_leaves(tree, has_any)])
 
 
 @jax.tree_util.register_pytree_node_class
@@ -354,7 +354,7 @@ def tree_dtype(tree: Any, mixed_dtype_handler: Optional[str] = None) -> Any:
     if wrong:
       raise ValueError("\n".join(wrong))
     return first
-  pick = {"promote": jnp.promote_types, "highest": _higher, "lowest": _lower}.get(mixed_dtype_handler)  # type: ignore[arg-type]
+  pick = {"promote": jnp.promote_types, "highest": _higher, "lowest": _lower}.get(mixed_dtype_handler)
   if pick is None:
     raise ValueError(
         f"`mixed_dtype_handler` must be None, 'promote', 'highest' or 'lowest'; got {mixed_dtype_handler!r}"
@@ -375,7 +375,7 @@ def tree_split_key_like(rng_key: jax.Array, target_tree: Any) -> Any:
     PyTreeDef({'a': *, 'b': (*, *)})
   """
   treedef = jax.tree.structure(target_tree)
-  return jax.tree.unflatten(treedef, jax.random.split(rng_key, treedef.num_leaves))
+  return jax.tree.unflatten(treedef, jax.random.split(rng_key, len(jax.tree.leaves(target_tree))))
 
 
 def _takes_out_sharding(sampler: Callable[..., Any]) -> bool:

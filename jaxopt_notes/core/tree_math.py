@@ -156,11 +156,9 @@ def _leaf_vdot(a: Any, b: Any) -> jax.Array:
     return jnp.vdot(a, b, precision=jax.lax.Precision.HIGHEST)
   # Real leaves: a contraction over every axis instead of ravel + dot, the
   # same numbers without the reshape that gathers a sharded leaf.
-  kwargs = {}
   mesh = jax.typeof(a).sharding.mesh
-  if not mesh.empty and mesh.are_all_axes_explicit:
-    kwargs["out_sharding"] = jax.sharding.NamedSharding(mesh, jax.P())
-  return jnp.tensordot(a, b, a.ndim, precision=jax.lax.Precision.HIGHEST, **kwargs)
+  replicated = jax.sharding.NamedSharding(mesh, jax.P()) if not mesh.empty and mesh.are_all_axes_explicit else None
+  return jnp.tensordot(a, b, a.ndim, precision=jax.lax.Precision.HIGHEST, out_sharding=replicated)
 
 
 def tree_vdot(tree_x: Any, tree_y: Any) -> jax.typing.ArrayLike:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from jaxopt_notes.core import base, combine, validation
+from jaxopt_notes.core import base, combine
 from jaxopt_notes.kernels import fused
 from jaxopt_notes.optimizers._common import LR, Num, descent_step
 from jaxopt_notes.transforms import adam_family, masking, scaling
@@ -240,10 +240,6 @@ def adamaxw(
     >>> print(np.asarray(updates["w"]).round(4))  # -eta (sign(g) + lambda w) on the first step
     [-0.15  0.05]
   """
-  # add_decayed_weights also takes a negative rate (a step towards larger
-  # weights, which some chains need); as a weight decay it is refused.
-  if not callable(weight_decay):
-    validation.check_non_negative("weight_decay", weight_decay)
   return combine.chain(
       adam_family.scale_by_adamax(b1, b2, eps),
       scaling.add_decayed_weights(weight_decay, mask),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxopt_notes.core import base, combine, validation
+from jaxopt_notes.core import base, combine
 from jaxopt_notes.optimizers._common import LR, Num, descent_step
 from jaxopt_notes.transforms import adam_variants, masking, scaling
 
@@ -142,10 +142,6 @@ def adan(
     >>> print(np.asarray(updates["w"]).round(4))
     [-0.1  0.1]
   """
-  # add_decayed_weights also takes a negative rate (a step towards larger
-  # weights, which some chains need); as a weight decay it is refused.
-  if not callable(weight_decay):
-    validation.check_non_negative("weight_decay", weight_decay)
   return combine.chain(
       adam_variants.scale_by_adan(b1, b2, b3, eps, eps_root),
       scaling.add_decayed_weights(weight_decay, mask),

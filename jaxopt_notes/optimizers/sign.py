@@ -128,10 +128,6 @@ def lion(
     >>> print(np.asarray(updates["w"]).round(7))  # -eta (sign(g) + lambda w)
     [-1.001e-03  9.990e-04 -1.000e-06]
   """
-  # add_decayed_weights also takes a negative rate (a step towards larger
-  # weights, which some chains need); as a weight decay it is refused.
-  if not callable(weight_decay):
-    validation.check_non_negative("weight_decay", weight_decay)
   return combine.chain(
       sign.scale_by_lion(b1, b2, mu_dtype),
       scaling.add_decayed_weights(weight_decay, mask),

@@ -127,7 +127,8 @@ def keep_params_nonnegative() -> base.GradientTransformation:
   .. math:: u_i = \begin{cases} -w_i & w_i + g_i < 0 \\ g_i & \text{otherwise}\end{cases}
 
   so that ``w + u >= 0`` after :func:`apply_updates`: a projection onto the
-  non-negative orthant, the simplest projected-gradient method, for
+  non-negative orthant, the simplest projected-gradient method (Goldstein,
+  1964; Levitin & Polyak, 1966), for
   parameters that must stay non-negative (variances, mixture weights,
   non-negative matrix factorisation). It sits outside the notes' families and
   goes last in a chain, after the learning rate. A parameter that is already

@@ -7,7 +7,7 @@ from typing import Any, Callable, NamedTuple, Union
 import jax
 import numpy as np
 
-from jaxopt_notes.core import base
+from jaxopt_notes.core import base, tree_access
 from jaxopt_notes.core import tree as tree_lib
 
 __all__ = ["MaskedNode", "MaskedState", "masked"]
@@ -29,12 +29,15 @@ class MaskedNode(NamedTuple):
 
 
 def is_params_placeholder(tree: Any) -> bool:
-  """``tree`` is the stand-in that ``optax.tree.map_params`` passes to ``init``.
+  """``tree`` is the stand-in that ``map_params`` (ours or optax's) passes to ``init``.
 
-  ``map_params`` calls ``init`` on a leafless placeholder object to find where
-  the params' copies sit in a state. Matched by class name (optax's is
-  ``_ParamsPlaceholder``), so that this package never imports optax.
+  ``jn.tree.map_params`` and ``optax.tree.map_params`` call ``init`` on a
+  leafless stand-in object to find where the params' copies sit in a state.
+  Ours is matched by its class; optax's by its class name
+  (``_ParamsPlaceholder``), so that this package never imports optax.
   """
+  if isinstance(tree, tree_access._ParamsSlot):  # pylint: disable=protected-access
+    return True
   return type(tree).__name__.endswith("ParamsPlaceholder") and not jax.tree.leaves(tree)
 
 
@@ -92,8 +95,9 @@ def masked(
   a mask leaf that is not a bool raises ``TypeError`` (``"yes"`` or an array
   would silently count as ``True``), and a mask that does not fit the params
   raises ``ValueError`` naming the first unmatched path. As in optax,
-  ``init`` passes the placeholder of ``optax.tree.map_params`` to ``inner``
-  unmasked, so ``map_params`` works on a masked state (give it
+  ``init`` passes the stand-in of ``jn.tree.map_params`` (or of
+  ``optax.tree.map_params``) to ``inner`` unmasked, so ``map_params`` works
+  on a masked state (give it
   ``is_leaf=lambda v: isinstance(v, MaskedNode)`` when it maps extra trees
   alongside).
 

@@ -85,7 +85,7 @@ def _conditional_step(inner, should_transform_fn, forward_extra_args, skipped_up
 
 def _checked(inner, should_transform_fn, forward_extra_args):
   inner = base.with_extra_args_support(base.as_transform(inner, "inner"))
-  validation.check_callable("should_transform_fn", should_transform_fn, "a function step -> bool")
+  validation.check_callable("should_transform_fn", should_transform_fn, "a callable step -> bool")
   validation.check_flags(forward_extra_args=forward_extra_args)
   return inner
 

@@ -471,8 +471,8 @@ def micro_grad(
   (a diagonal second moment, as notes 000/003/004's adaptive rules keep per
   coordinate), and ``M`` (``metrics_fn``) a small per-example statistic.
   Returns ``(G, IndividualOutputs(values, metrics, aux))`` with the outputs
-  per example. Same as ``optax.microbatching.micro_grad`` (Haghighi et
-  al., 2025, arXiv:2510.00236, on per-example gradient statistics).
+  per example. Same as ``optax.microbatching.micro_grad`` (whose
+  documentation points to arXiv:2510.00236 for its uses).
 
   Args:
     fun: ``fun(params, batch, ...) -> scalar`` (or ``(scalar, aux)``).

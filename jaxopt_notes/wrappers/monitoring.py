@@ -57,7 +57,11 @@ def snapshot(measure_name: str, measure: Measure) -> base.GradientTransformation
     >>> state[0].measurement["norm"], updates["w"]
     (Array(5., dtype=float32), Array([0.6, 0.8], dtype=float32))
   """
-  validation.check_callable("measure", measure, "a function updates -> measurement")
+  try:
+    hash(measure_name)
+  except TypeError as err:
+    raise TypeError(f"`measure_name` must be a hashable key (a str); got {measure_name!r}") from err
+  validation.check_callable("measure", measure, "a callable updates -> measurement")
 
   def init_fn(params):
     return SnapshotState(measurement={measure_name: measure(params)})
@@ -112,7 +116,10 @@ def monitor(
   A function ``updates -> value`` is a stateless measure; a transform (e.g.
   :func:`measure_with_ema`) is a stateful one, whose output updates are the
   measurement. Extra keyword arguments of ``update`` reach the transforms.
-  Same numbers as ``optax.monitor``. One difference: optax's ``init``
+  An instrument rather than an optimizer (no paper; outside the notes'
+  families), for watching e.g. note 002's clipping or the size of an
+  adaptive step (notes 000/003/004) during a run. Same numbers as
+  ``optax.monitor``. One difference: optax's ``init``
   stores an empty ``measurements`` dict that the first update fills, so the
   state changes structure and cannot be the carry of ``lax.scan`` or
   ``fori_loop``; here ``init`` stores zeros shaped like each measurement
@@ -209,7 +216,7 @@ def measure_with_ema(
     >>> print(f"{out:.4f} {state[1].ema:.4f}")  # debiased: 0.1 / (1 - 0.9)
     1.0000 0.1000
   """
-  validation.check_callable("measure", measure, "a function updates -> measurement")
+  validation.check_callable("measure", measure, "a callable updates -> measurement")
   ema = moments.ema(decay, debias, accumulator_dtype)
 
   def ema_init(params):

@@ -207,7 +207,7 @@ _BAD = [
     ("yogi", dict(eps=-1e-3), ValueError, "`eps`"),
     ("adan", dict(b3=1.0), ValueError, "`b3`"),
     ("adan", dict(eps_root=float("nan")), ValueError, "`eps_root`"),
-    ("adan", dict(weight_decay=-0.1), ValueError, "`weight_decay`"),
+    ("adan", dict(weight_decay=float("nan")), ValueError, "`weight_decay`"),
     ("adan", dict(weight_decay="0.1"), TypeError, "`weight_decay`"),
     ("adan", dict(mask={"w": "yes"}), TypeError, r"mask\['w'\] must be True or False"),
     ("novograd", dict(b1=-0.1), ValueError, "`b1`"),
@@ -215,7 +215,7 @@ _BAD = [
     ("novograd", dict(weight_decay=lambda t: 0.1), TypeError, "`weight_decay`"),
     ("adamaxw", dict(b1=1.0), ValueError, "`b1`"),
     ("adamaxw", dict(eps=-1.0), ValueError, "`eps`"),
-    ("adamaxw", dict(weight_decay=-1e-4), ValueError, "`weight_decay`"),
+    ("adamaxw", dict(weight_decay=float("inf")), ValueError, "`weight_decay`"),
     ("adamaxw", dict(mask={"w": jnp.array([True, False])}), TypeError, r"mask\['w'\] must be True or False"),
 ]
 

@@ -185,7 +185,7 @@ _BAD = [
     ("lion", dict(b1=1.0), ValueError, "`b1`"),
     ("lion", dict(b2=float("nan")), ValueError, "`b2`"),
     ("lion", dict(mu_dtype="notadtype"), TypeError, "`mu_dtype`"),
-    ("lion", dict(weight_decay=-1e-3), ValueError, "`weight_decay`"),
+    ("lion", dict(weight_decay=float("nan")), ValueError, "`weight_decay`"),
     ("lion", dict(mask={"w": "yes", "b": False}), TypeError, r"mask\['w'\] must be True or False"),
 ]
 

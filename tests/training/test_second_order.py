@@ -172,8 +172,9 @@ def _optax_quiet(name, *args):
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_curvature_probes_match_optax_and_the_dense_hessian(dtype, jit):
-  import jaxopt_notes as jn
   from jax.flatten_util import ravel_pytree
+
+  import jaxopt_notes as jn
 
   with jax.enable_x64(dtype == "float64"):
     loss, params, inputs, targets = _mlp_problem(dtype)

@@ -21,15 +21,17 @@ from tests.transforms import _linesearch_runs as lr
 STEPS = 40  # jitted runs
 # Op by op, each update re-traces and compiles its while loop (in optax too, about 0.3 s a step):
 # the main configuration of each search runs a few steps that way.
-EAGER_STEPS = 5
+EAGER_STEPS = 3
 EAGER_CASES = ["backtracking-store-grad", "zoom-keep"]
 
 # id -> (problem, lib -> line search after an sgd(1.0) direction, reuse value/grad from the state)
 _SEARCHES = {
     "zoom-keep": ("quadratic", lambda lib: lib.scale_by_zoom_linesearch(20), True),
-    "zoom-one-capped": (
+    "zoom-one-capped-tight": (
         "rosenbrock",
-        lambda lib: lib.scale_by_zoom_linesearch(20, max_learning_rate=0.01, initial_guess_strategy="one"),
+        lambda lib: lib.scale_by_zoom_linesearch(
+            30, max_learning_rate=0.01, curv_rtol=0.1, approx_dec_rtol=1e-3, initial_guess_strategy="one",
+        ),
         False,
     ),
     "zoom-armijo-interp": (
@@ -38,11 +40,6 @@ _SEARCHES = {
             10, tol=1e-6, increase_factor=3.0, slope_rtol=0.3, curv_rtol=jnp.inf, approx_dec_rtol=None,
             stepsize_precision=1e-3,
         ),
-        True,
-    ),
-    "zoom-tight-curvature": (
-        "rosenbrock",
-        lambda lib: lib.scale_by_zoom_linesearch(30, curv_rtol=0.1, approx_dec_rtol=1e-3),
         True,
     ),
     "backtracking": ("quadratic", lambda lib: lib.scale_by_backtracking_linesearch(15), False),
@@ -85,7 +82,8 @@ class TestMatchesOptax(tj.VariantsTest):
     self._compare(case, dtype, STEPS)
 
   @chex.variants(without_jit=True)
-  @pytest.mark.parametrize("case, dtype", list(zip(EAGER_CASES, tj.DTYPES)))
+  @pytest.mark.parametrize("dtype", tj.DTYPES)
+  @pytest.mark.parametrize("case", EAGER_CASES)
   def test_trajectory_op_by_op(self, case, dtype):
     self._compare(case, dtype, EAGER_STEPS)
 
@@ -169,8 +167,9 @@ class TestZoomConditions:
     slope0, slope1 = dot(us, grad0), dot(us, grad1)
     eta = states.learning_rate
     assert np.all(eta > 0)
-    np.testing.assert_array_less(value1, value0 + c1 * eta * slope0 + 1e-12 * jnp.abs(value0))  # decrease
-    np.testing.assert_array_less(jnp.abs(slope1), c2 * jnp.abs(slope0))  # curvature
+    # Decrease (with float32 slack for recomputing the losses outside the search).
+    np.testing.assert_array_less(value1, value0 + c1 * eta * slope0 + 1e-6 * jnp.abs(value0))
+    np.testing.assert_array_less(jnp.abs(slope1), c2 * jnp.abs(slope0) * (1 + 1e-6))  # curvature
     np.testing.assert_array_equal(states.info.decrease_error, 0.0)
     np.testing.assert_array_equal(states.info.curvature_error, 0.0)
     np.testing.assert_allclose(states.value, value1, rtol=1e-5, atol=1e-6)
@@ -292,7 +291,7 @@ class TestBacktrackingConditions:
     tx = jn.chain(jn.sgd(1.0), jn.scale_by_backtracking_linesearch(15))
     update = jax.jit(functools.partial(tx.update, value_fn=fn))
     w, state = jnp.zeros(2), tx.init(jnp.zeros(2))
-    for i in range(10):
+    for i in range(40):
       x, y = xs[i % 2], ys[i % 2]
       value, grad = jax.value_and_grad(fn)(w, x, y)
       updates, state = update(grad, state, w, value=value, grad=grad, x=x, y=y)

@@ -1,6 +1,6 @@
-"""masked under optax.tree.map_params: the placeholder map_params passes to init
-is accepted, and mapping a masked state works as on an unmasked one (optax's
-own test, run on our masked)."""
+"""masked under map_params (ours and optax's): the stand-in map_params passes
+to init is accepted, and mapping a masked state works as on an unmasked one
+(optax's own test, run on our masked)."""
 
 import chex
 import jax
@@ -33,24 +33,28 @@ def _bump_rows(v):
   return v + 1 if v.shape[0] == 1 else v
 
 
+MAP_PARAMS = {"optax": optax.tree.map_params, "ours": jn.tree.map_params}
+
+
+@pytest.mark.parametrize("which", sorted(MAP_PARAMS))
 @pytest.mark.parametrize("mask", [MASK, lambda p: MASK], ids=["tree", "function"])
-def test_map_params_on_masked_state_is_as_on_unmasked(mask):
+def test_map_params_on_masked_state_is_as_on_unmasked(mask, which):
+  map_params = MAP_PARAMS[which]
   inner = _copies()
   tx = jn.masked(inner, mask)
   expected = jax.tree.map(_bump_rows, _params())
-  chex.assert_trees_all_equal(
-      optax.tree.map_params(inner, _bump_rows, inner.init(_params())), inner.init(expected)
-  )
-  chex.assert_trees_all_equal(optax.tree.map_params(tx, _bump_rows, tx.init(_params())), tx.init(expected))
+  chex.assert_trees_all_equal(map_params(inner, _bump_rows, inner.init(_params())), inner.init(expected))
+  chex.assert_trees_all_equal(map_params(tx, _bump_rows, tx.init(_params())), tx.init(expected))
   # The init function alone works too (map_params accepts a callable).
-  chex.assert_trees_all_equal(optax.tree.map_params(tx.init, _bump_rows, tx.init(_params())), tx.init(expected))
+  chex.assert_trees_all_equal(map_params(tx.init, _bump_rows, tx.init(_params())), tx.init(expected))
 
 
-def test_map_params_with_extra_trees_and_masked_nodes():
+@pytest.mark.parametrize("which", sorted(MAP_PARAMS))
+def test_map_params_with_extra_trees_and_masked_nodes(which):
   """Extra trees shaped like the params need is_leaf for MaskedNode, as in optax."""
   tx = jn.masked(_copies(), MASK)
   axes = {"a": {"b": (1, 2)}, "c": {"d": 1, "e": (1, 2)}}
-  new = optax.tree.map_params(
+  new = MAP_PARAMS[which](
       tx,
       lambda p, axis: None if isinstance(p, jn.MaskedNode) else axis,
       tx.init(_params()),

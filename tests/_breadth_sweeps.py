@@ -1,0 +1,109 @@
+"""Bad-argument sweeps of the factories added for optax breadth (merged into test_reliability's).
+
+Same form as ``test_reliability.FACTORIES``: name -> (factory, valid kwargs,
+[(arg, bad value, error, hint, named)]).
+"""
+
+import jax
+
+import jaxopt_notes as jn
+from tests import _zoo
+from tests._sweep import CALLABLE, DTYPE, FINITE, FLAG, INF, LR, MASK, NAN, NONNEG, POSITIVE, UNIT, _named, _sweep
+
+KEY = [(2.5, TypeError, "integer"), (-1, ValueError, ">= 0"), ("0", TypeError, "integer"),
+       (jax.random.PRNGKey(0), TypeError, "jax.random.key")]
+_M = ("mask", MASK, "mask['w']")
+
+NO_ARGUMENTS = {"scale_by_sign"}
+
+FACTORIES = {
+    # sign and Adam variants
+    "scale_by_lion": (jn.scale_by_lion, {}, _sweep(b1=UNIT, b2=UNIT, mu_dtype=DTYPE)
+                      + _named("mode", [("invalid", ValueError, "one of")])
+                      + _named("smooth_beta", [(NAN, ValueError, "finite")])),
+    "scale_by_belief": (jn.scale_by_belief, {}, _sweep(b1=UNIT, b2=UNIT, eps=NONNEG, eps_root=NONNEG, nesterov=FLAG)),
+    "scale_by_yogi": (jn.scale_by_yogi, {}, _sweep(b1=UNIT, b2=UNIT, eps=NONNEG, eps_root=NONNEG,
+                                                   initial_accumulator_value=NONNEG)),
+    "scale_by_adan": (jn.scale_by_adan, {}, _sweep(b1=UNIT, b2=UNIT, b3=UNIT, eps=NONNEG, eps_root=NONNEG)),
+    "scale_by_novograd": (jn.scale_by_novograd, {}, _sweep(b1=UNIT, b2=UNIT, eps=NONNEG, eps_root=NONNEG,
+                                                           weight_decay=NONNEG, mu_dtype=DTYPE)),
+    "sign_sgd": (jn.sign_sgd, {"learning_rate": 0.1}, _sweep(learning_rate=LR)),
+    "signum": (jn.signum, {"learning_rate": 0.1}, _sweep(learning_rate=LR, beta=UNIT, accumulator_dtype=DTYPE)),
+    "lion": (jn.lion, {"learning_rate": 0.1}, _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, mu_dtype=DTYPE,
+                                                     weight_decay=FINITE) + _named(*_M)),
+    "adabelief": (jn.adabelief, {"learning_rate": 0.1}, _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, eps=NONNEG,
+                                                               eps_root=NONNEG, nesterov=FLAG)),
+    "yogi": (jn.yogi, {"learning_rate": 0.1}, _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, eps=NONNEG)),
+    "adan": (jn.adan, {"learning_rate": 0.1}, _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, b3=UNIT, eps=NONNEG,
+                                                     eps_root=NONNEG, weight_decay=FINITE) + _named(*_M)),
+    "novograd": (jn.novograd, {"learning_rate": 0.1}, _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, eps=NONNEG,
+                                                             eps_root=NONNEG, weight_decay=NONNEG)),
+    "adamaxw": (jn.adamaxw, {"learning_rate": 0.1}, _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, eps=NONNEG,
+                                                           weight_decay=FINITE) + _named(*_M)),
+    # layer-wise and factored
+    "scale_by_trust_ratio": (jn.scale_by_trust_ratio, {}, _sweep(min_norm=NONNEG, trust_coefficient=NONNEG,
+                                                                 eps=NONNEG)),
+    "scale_by_param_block_norm": (jn.scale_by_param_block_norm, {}, _sweep(min_scale=NONNEG)),
+    "scale_by_param_block_rms": (jn.scale_by_param_block_rms, {}, _sweep(min_scale=NONNEG)),
+    "clip_by_block_rms": (jn.clip_by_block_rms, {"threshold": 1.0}, _sweep(threshold=POSITIVE)),
+    "adaptive_grad_clip": (jn.adaptive_grad_clip, {"clipping": 0.1}, _sweep(clipping=POSITIVE, eps=NONNEG)
+                           + _named("axis", [(1.5, ValueError, "int"), (True, TypeError, "int")])),
+    "scale_by_factored_rms": (jn.scale_by_factored_rms, {},
+                              _sweep(factored=FLAG, decay_rate=NONNEG, epsilon=NONNEG, decay_rate_fn=CALLABLE)
+                              + _named("step_offset", [(1.5, ValueError, "integer"), ("5", ValueError, "integer")])
+                              + _named("min_dim_size_to_factor", [(-1, ValueError, ">= 0"),
+                                                                  (2.5, TypeError, "integer")])),
+    "scale_by_sm3": (jn.scale_by_sm3, {}, _sweep(b1=UNIT, eps=NONNEG)
+                     + _named("b2", [(1.5, ValueError, "[0, 1]"), (-0.1, ValueError, "[0, 1]"),
+                                     (NAN, ValueError, "[0, 1]")])),
+    "lamb": (jn.lamb, {"learning_rate": 0.1}, _sweep(learning_rate=LR, b1=UNIT, b2=UNIT, eps=NONNEG,
+                                                     eps_root=NONNEG, weight_decay=FINITE) + _named(*_M)),
+    "lars": (jn.lars, {"learning_rate": 0.1},
+             _sweep(learning_rate=LR, weight_decay=FINITE, trust_coefficient=NONNEG, eps=NONNEG, momentum=UNIT,
+                    nesterov=FLAG)
+             + _named("weight_decay_mask", MASK, "mask['w']") + _named("trust_ratio_mask", MASK, "mask['w']")),
+    "fromage": (jn.fromage, {"learning_rate": 0.1}, _sweep(learning_rate=LR, min_norm=NONNEG)),
+    "adafactor": (jn.adafactor, {},
+                  _sweep(learning_rate=LR, decay_rate=NONNEG, multiply_by_parameter_scale=FLAG,
+                         clipping_threshold=POSITIVE, momentum=UNIT, dtype_momentum=DTYPE,
+                         weight_decay_rate=FINITE, eps=NONNEG, factored=FLAG)
+                  + _named("min_dim_size_to_factor", [(2.5, TypeError, "integer"), (-1, ValueError, ">= 0")])
+                  + _named("decay_offset", [(1.5, ValueError, "integer")])
+                  + _named("weight_decay_mask", MASK, "mask['w']")),
+    "sm3": (jn.sm3, {"learning_rate": 0.1}, _sweep(learning_rate=LR, momentum=UNIT)),
+    # step sizes read off the loss or the signs, optimistic steps, noise
+    "scale_by_polyak": (jn.scale_by_polyak, {}, _sweep(f_min=FINITE, max_learning_rate=POSITIVE, eps=NONNEG)
+                        + _named("variant", [("sps-", ValueError, "'sps' or 'sps+'"), (True, TypeError, "'sps'")])),
+    "scale_by_rprop": (jn.scale_by_rprop, {"learning_rate": 0.1},
+                       _sweep(learning_rate=POSITIVE, min_step_size=NONNEG, max_step_size=POSITIVE)
+                       + _named("learning_rate", [(_zoo.lr_schedule, TypeError, "initial step size")])
+                       + _named("eta_minus", [(0.0, ValueError, "(0, 1]"), (1.5, ValueError, "(0, 1]"),
+                                              (NAN, ValueError, "(0, 1]"), ("0.5", TypeError, "(0, 1]")])
+                       + _named("eta_plus", [(0.9, ValueError, ">= 1"), (NAN, ValueError, ">= 1"),
+                                             (INF, ValueError, ">= 1")])
+                       + _named("min_step_size", [(100.0, ValueError, "<= max_step_size")])),
+    "scale_by_distance_over_gradients": (jn.scale_by_distance_over_gradients, {},
+                                         _sweep(reps_rel=POSITIVE, eps=NONNEG, param_dtype=DTYPE,
+                                                global_scale=FINITE)),
+    "scale_by_optimistic_gradient": (jn.scale_by_optimistic_gradient, {}, _sweep(alpha=FINITE, beta=FINITE)),
+    "add_noise": (jn.add_noise, {"eta": 0.01, "gamma": 0.55, "key": 0},
+                  _sweep(eta=NONNEG, gamma=NONNEG, key=KEY) + _named("seed", [(1, ValueError, "not both")], "`key`")),
+    "noisy_sgd": (jn.noisy_sgd, {"learning_rate": 0.1, "key": 0},
+                  _sweep(learning_rate=LR, eta=NONNEG, gamma=NONNEG, key=KEY)
+                  + _named("seed", [(1, ValueError, "not both")], "`key`")),
+    "polyak_sgd": (jn.polyak_sgd, {}, _sweep(max_learning_rate=POSITIVE, scaling=LR, f_min=FINITE, eps=NONNEG)
+                   + _named("variant", [("sps-", ValueError, "'sps' or 'sps+'")])),
+    "rprop": (jn.rprop, {"learning_rate": 0.1},
+              _sweep(learning_rate=POSITIVE, min_step_size=NONNEG, max_step_size=POSITIVE)
+              + _named("eta_minus", [(0.0, ValueError, "(0, 1]"), (NAN, ValueError, "(0, 1]")])
+              + _named("eta_plus", [(0.9, ValueError, ">= 1"), (NAN, ValueError, ">= 1")])),
+    "optimistic_gradient_descent": (jn.optimistic_gradient_descent, {"learning_rate": 0.1},
+                                    _sweep(learning_rate=LR, alpha=FINITE, beta=FINITE)),
+    "optimistic_adam": (jn.optimistic_adam, {"learning_rate": 0.1},
+                        _sweep(learning_rate=LR[:-1] + [(_zoo.lr_schedule, ValueError, "optimistic_adam_v2")],
+                               optimism=FINITE, b1=UNIT, b2=UNIT, eps=NONNEG, eps_root=NONNEG,
+                               mu_dtype=DTYPE, nesterov=FLAG)),
+    "optimistic_adam_v2": (jn.optimistic_adam_v2, {"learning_rate": 0.1},
+                           _sweep(learning_rate=LR, alpha=FINITE, beta=FINITE, b1=UNIT, b2=UNIT, eps=NONNEG,
+                                  eps_root=NONNEG, mu_dtype=DTYPE, nesterov=FLAG)),
+}
