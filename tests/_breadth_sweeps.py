@@ -8,13 +8,31 @@ import jax
 
 import jaxopt_notes as jn
 from tests import _zoo
-from tests._sweep import CALLABLE, DTYPE, FINITE, FLAG, INF, LR, MASK, NAN, NONNEG, POSITIVE, UNIT, _named, _sweep
+from tests._sweep import (
+  CALLABLE,
+  DTYPE,
+  FINITE,
+  FLAG,
+  INF,
+  LR,
+  MASK,
+  NAN,
+  NONNEG,
+  POSINT,
+  POSITIVE,
+  TX,
+  UNIT,
+  _named,
+  _sweep,
+)
 
 KEY = [(2.5, TypeError, "integer"), (-1, ValueError, ">= 0"), ("0", TypeError, "integer"),
        (jax.random.PRNGKey(0), TypeError, "jax.random.key")]
 _M = ("mask", MASK, "mask['w']")
 
-NO_ARGUMENTS = {"scale_by_sign"}
+NO_ARGUMENTS = {"scale_by_sign", "centralize", "keep_params_nonnegative", "zero_nans"}
+# Factories whose result is a factory of transforms (run and traced through what they build).
+MAKERS = {"inject_stateful_hyperparams"}
 
 FACTORIES = {
     # sign and Adam variants
@@ -106,4 +124,28 @@ FACTORIES = {
     "optimistic_adam_v2": (jn.optimistic_adam_v2, {"learning_rate": 0.1},
                            _sweep(learning_rate=LR, alpha=FINITE, beta=FINITE, b1=UNIT, b2=UNIT, eps=NONNEG,
                                   eps_root=NONNEG, mu_dtype=DTYPE, nesterov=FLAG)),
+    # gradient operations and wrappers
+    "normalize_by_update_norm": (jn.normalize_by_update_norm, {},
+                                 _named("scale_factor", [(0.0, ValueError, "non-zero"), (NAN, ValueError, "finite"),
+                                                         ("1", TypeError, "finite")]) + _sweep(eps=NONNEG)),
+    "apply_every": (jn.apply_every, {"k": 2}, _sweep(k=POSINT) + _named("k", [("2", TypeError, "number")])),
+    "conditionally_transform": (jn.conditionally_transform,
+                                {"inner": jn.sgd(0.1), "should_transform_fn": lambda step: step >= 0},
+                                _sweep(inner=TX, should_transform_fn=CALLABLE, forward_extra_args=FLAG)),
+    "conditionally_mask": (jn.conditionally_mask, {"inner": jn.sgd(0.1), "should_transform_fn": lambda step: step >= 0},
+                           _sweep(inner=TX, should_transform_fn=CALLABLE, forward_extra_args=FLAG)),
+    "snapshot": (jn.snapshot, {"measure_name": "norm", "measure": jn.global_norm},
+                 _sweep(measure=CALLABLE) + _named("measure_name", [([1], TypeError, "hashable")])),
+    "monitor": (jn.monitor, {"measures": {"norm": jn.global_norm}},
+                _named("measures", [([jn.global_norm], TypeError, "dict")])
+                + _named("measures", [({"n": "norm"}, TypeError, "GradientTransformation")], "measures['n']")),
+    # measure_with_ema's output is a measurement, not a step: swept inside monitor.
+    "measure_with_ema": (lambda measure, decay, debias=True, accumulator_dtype=None: jn.monitor(
+        {"m": jn.measure_with_ema(measure, decay, debias, accumulator_dtype)}),
+                         {"measure": jn.global_norm, "decay": 0.9},
+                         _sweep(measure=CALLABLE, decay=UNIT, debias=FLAG, accumulator_dtype=DTYPE)),
+    "inject_stateful_hyperparams": (jn.inject_stateful_hyperparams, {"inner_factory": jn.adam},
+                                    _sweep(inner_factory=CALLABLE, hyperparam_dtype=DTYPE)
+                                    + _named("static_args", [(3, TypeError, "names"),
+                                                             ("nonexistent", ValueError, "not parameters")])),
 }

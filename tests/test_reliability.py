@@ -241,7 +241,7 @@ def _run_once(tx, params=None):
   return with_extra.update(_grads(), (state,), params, **extra)
 
 
-@pytest.mark.parametrize("name", sorted(set(FACTORIES) - {"inject_hyperparams"}))
+@pytest.mark.parametrize("name", sorted(set(FACTORIES) - {"inject_hyperparams", *_breadth_sweeps.MAKERS}))
 def test_valid_arguments_build_a_working_transform(name):
   """The valid baseline of each sweep builds, inits and updates (so a raise is the bad value's)."""
   factory, valid, _ = FACTORIES[name]
@@ -257,7 +257,7 @@ def test_valid_arguments_build_a_working_transform(name):
 
 def _traced_cases():
   for name, (factory, valid, cases) in FACTORIES.items():
-    if name in ("lookahead", "inject_hyperparams", "MultiSteps", "apply_if_finite"):
+    if name in ("lookahead", "inject_hyperparams", "MultiSteps", "apply_if_finite", *_breadth_sweeps.MAKERS):
       continue
     numeric = {arg for arg, value, error, *_ in cases
                if error is ValueError and isinstance(value, float) and math.isnan(value)}
