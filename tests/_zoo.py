@@ -37,6 +37,17 @@ class Entry:
   lookahead: bool = False  # params are LookaheadParams(fast, slow)
   needs_value: bool = False  # update(..., value=loss)
   weight_decay: bool = False  # a zero gradient still moves the params
+  noise: bool = False  # the updates carry random noise: a zero gradient moves the params too
+  # Where a NaN (an Inf) in one gradient coordinate shows in that step's
+  # update: "coordinate" (there only), "leaf" (a per-leaf norm spreads it over
+  # its leaf), "tree" (a norm over all leaves spreads it everywhere) or "none"
+  # (the update stays finite).
+  nan_update: str = "coordinate"
+  inf_update: str = "coordinate"
+  # Whether the state keeps that NaN/Inf in later steps; None: whenever the
+  # optimizer has per-parameter state.
+  keeps_non_finite: Optional[bool] = None
+  finite_at_max_count: bool = True  # updates stay finite once the step counter saturates
 
   def params(self, params):
     return jn.LookaheadParams.init_synced(params) if self.lookahead else params
@@ -78,6 +89,61 @@ OPTIMIZERS = {
     "radam": Entry(lambda: jn.radam(0.1), lambda: optax.radam(0.1)),
     "amsgrad": Entry(lambda: jn.amsgrad(0.1), lambda: optax.amsgrad(0.1)),
     "adamax": Entry(lambda: jn.adamax(0.1), lambda: optax.adamax(0.1)),
+    # --- optax breadth: the optimizers added to equal optax 0.2.8 -------------
+    # Where one behaves unlike the generic expectations of test_reliability,
+    # the field says how, and why in a comment; the numbers are always optax's.
+    # sign(+-Inf) = +-1: an Inf gradient gives a finite step (and, kept in a
+    # momentum, the same direction at every later step).
+    "sign_sgd": Entry(lambda: jn.sign_sgd(0.1), lambda: optax.sign_sgd(0.1), inf_update="none"),
+    "signum": Entry(lambda: jn.signum(0.1), lambda: optax.signum(0.1), inf_update="none"),
+    "lion": Entry(lambda: jn.lion(0.01), lambda: optax.lion(0.01), weight_decay=True, inf_update="none"),
+    "adabelief": Entry(lambda: jn.adabelief(0.1), lambda: optax.adabelief(0.1)),
+    "yogi": Entry(lambda: jn.yogi(0.1), lambda: optax.yogi(0.1), weight_decay=True),
+    "adan": Entry(lambda: jn.adan(0.1), lambda: optax.adan(0.1)),
+    # The second moment is one norm per leaf: a NaN spreads over its leaf. An
+    # Inf stays in its coordinate (0 * Inf = NaN): the leaf's other gradient
+    # coordinates are divided by the infinite norm, to 0.
+    "novograd": Entry(lambda: jn.novograd(0.1), lambda: optax.novograd(0.1), nan_update="leaf"),
+    "adamaxw": Entry(lambda: jn.adamaxw(0.1), lambda: optax.adamaxw(0.1), weight_decay=True),
+    # The trust ratio ||w|| / ||u|| is per leaf: NaN or Inf spreads over the leaf.
+    "lamb": Entry(
+        lambda: jn.lamb(0.1, weight_decay=0.01),
+        lambda: optax.lamb(0.1, weight_decay=0.01),
+        weight_decay=True, nan_update="leaf", inf_update="leaf",
+    ),
+    # The trust ratio ||w|| / ||g|| is per leaf: a NaN spreads over its leaf; an
+    # Inf makes the ratio 0, so only its coordinate (0 * Inf) is NaN.
+    "lars": Entry(lambda: jn.lars(0.1), lambda: optax.lars(0.1), nan_update="leaf"),
+    # The step is g / ||g|| per leaf: as LARS (the Inf's leaf keeps only its decay step).
+    "fromage": Entry(lambda: jn.fromage(0.1), lambda: optax.fromage(0.1), weight_decay=True, nan_update="leaf"),
+    # The factored moment is the outer product of row and column means,
+    # divided by their mean: one bad coordinate reaches the whole leaf. The
+    # default decay 1 - (t + 1)^-0.8 forms t + 1 in int32, which wraps at the
+    # int32 maximum to a negative base: NaN, exactly as optax's.
+    "adafactor": Entry(
+        lambda: jn.adafactor(0.1, min_dim_size_to_factor=2),
+        lambda: optax.adafactor(0.1, min_dim_size_to_factor=2),
+        nan_update="leaf", inf_update="leaf", finite_at_max_count=False,
+    ),
+    "sm3": Entry(lambda: jn.sm3(0.1), lambda: optax.sm3(0.1)),
+    # The step (f - f*) / ||g||^2 uses the norm of all leaves: a NaN spreads
+    # everywhere (an Inf makes the step 0, so only its coordinate, 0 * Inf, is NaN).
+    "polyak_sgd": Entry(lambda: jn.polyak_sgd(), lambda: optax.polyak_sgd(), needs_value=True, nan_update="tree"),
+    # optax's Rprop returns the previous step's update, so a bad gradient's own
+    # update is finite; the stored step is sign(g) times a step size, which an
+    # Inf leaves finite and a NaN leaves for one step only.
+    "rprop": Entry(
+        lambda: jn.rprop(0.1), lambda: optax.rprop(0.1),
+        nan_update="none", inf_update="none", keeps_non_finite=False,
+    ),
+    # The state is the last gradient only: the NaN is gone one step later.
+    "optimistic_gradient_descent": Entry(
+        lambda: jn.optimistic_gradient_descent(0.1), lambda: optax.optimistic_gradient_descent(0.1),
+        keeps_non_finite=False,
+    ),
+    "optimistic_adam_v2": Entry(lambda: jn.optimistic_adam_v2(0.1), lambda: optax.optimistic_adam_v2(0.1)),
+    # The same key as optax's, so the same noise: compared with optax, never with 0.
+    "noisy_sgd": Entry(lambda: jn.noisy_sgd(0.1, key=0), lambda: optax.noisy_sgd(0.1, key=0), noise=True),
 }
 
 # Wrappers and composites around them.

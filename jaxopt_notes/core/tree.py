@@ -437,9 +437,14 @@ def select_tree(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
   # A select, unlike `pred * t + (1 - pred) * f`, returns `on_false` bit for
   # bit even when `on_true` holds NaN or Inf (0 * NaN is NaN).
   return tree_map_checked(
-      lambda t, f: jnp.where(pred, t, f).astype(jnp.asarray(f).dtype),
+      lambda t, f: _cast_if_needed(jnp.where(pred, t, f), jnp.asarray(f).dtype),
       on_true, on_false, names=("selected tree", "kept tree"),
   )
+
+
+def _cast_if_needed(x: jax.Array, dtype: Any) -> jax.Array:
+  # Typed PRNG keys (noisy_sgd's state) have no `astype`; they never need one.
+  return x if x.dtype == dtype else x.astype(dtype)
 
 
 # optax.tree's short names. `sum`, `max`, `min` and `set` shadow the builtins

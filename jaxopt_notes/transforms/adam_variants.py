@@ -384,6 +384,8 @@ def scale_by_novograd(
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG)
     combine.check_updates_match_params(updates, params)
+    # The conds below would fail on a state of other params with a bare pytree error.
+    tree_lib.check_tree_like(updates, state.mu, ("updates", "state.mu"))
     count = tree_lib.safe_increment(state.count)
     # A cond, as optax's, not a select: run eagerly, a cond is one compiled
     # computation, whose rounding a sequence of single ops need not share.

@@ -185,6 +185,11 @@ def scale_by_factored_rms(
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG)
     combine.check_updates_match_params(updates, params)
+    # No state leaf is shaped like the params, so only the structures are compared.
+    tree_lib.tree_map_checked(
+        lambda *_: None, updates, state.v_row, state.v_col, state.v,
+        names=("updates", "state.v_row", "state.v_col", "state.v"),
+    )
     beta = decay_rate_fn(state.count - step_offset, decay_rate)
     p_leaves, treedef = jax.tree.flatten(params)
     columns = [treedef.flatten_up_to(t) for t in (updates, state.v_row, state.v_col, state.v)]
@@ -302,7 +307,9 @@ def scale_by_sm3(
     return [jnp.max(nu, axis=tuple(i for i in range(nu.ndim) if i != a)) for a in range(nu.ndim)]
 
   def update_fn(updates, state, params=None):
-    combine.check_updates_match_params(updates, params, state=state.nu, state_name="state.nu")
+    combine.check_updates_match_params(updates, params)
+    # Also with params: a state of other params would fail in the maps below with a bare error.
+    tree_lib.check_tree_like(updates, state.nu, ("updates", "state.nu"))
     del params
     # mu holds a list per leaf: map over the updates' leaves, each taking its whole list.
     accum = jax.tree.map(accumulate, updates, state.mu)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_notes.core import base, combine, validation
+from jaxopt_notes.core import base, combine, tree_math, validation
 from jaxopt_notes.core import tree as tree_lib
 from jaxopt_notes.transforms import _linesearch_common as common
 
@@ -30,12 +30,12 @@ class ScaleByLBFGSState(NamedTuple):
   slot ``(k - 1) mod memory_size``.
   """
 
-  count: jax.typing.ArrayLike  # int32: updates so far
+  count: jax.Array  # type: ignore[assignment]  # int32: updates so far (optax's name)
   params: base.Params  # the params of the last update (to form dw)
   updates: base.Params  # the gradient of the last update (to form dg)
   diff_params_memory: base.Params  # dw_j = w_{j+1} - w_j, stacked
   diff_updates_memory: base.Params  # dg_j = g_{j+1} - g_j, stacked
-  weights_memory: jax.typing.ArrayLike  # rho_j = 1 / <dg_j, dw_j> (0 if that is 0)
+  weights_memory: jax.Array  # rho_j = 1 / <dg_j, dw_j> (0 if that is 0)
 
 
 def _two_loop(updates, dws, dgs, rhos, gamma, oldest):
@@ -55,16 +55,16 @@ def _two_loop(updates, dws, dgs, rhos, gamma, oldest):
   def backward(q, j):
     dw, dg = pair(j)
     alpha = rhos[j] * common.tree_real_vdot(dw, q)
-    return common.cast_like(common.tree_add_scale(q, -alpha, dg), q), alpha
+    return tree_lib.tree_cast_like(tree_math.tree_add_scale(q, -alpha, dg), q), alpha
 
   q, alphas = jax.lax.scan(backward, updates, order, reverse=True)
-  r = common.tree_scale(gamma, q)
+  r = tree_math.tree_scale(gamma, q)
 
   def forward(r, j_alpha):
     j, alpha = j_alpha
     dw, dg = pair(j)
     beta = rhos[j] * common.tree_real_vdot(dg, r)
-    return common.cast_like(common.tree_add_scale(r, alpha - beta, dw), r), beta
+    return tree_lib.tree_cast_like(tree_math.tree_add_scale(r, alpha - beta, dw), r), beta
 
   r, _ = jax.lax.scan(forward, r, (order, alphas))
   return r
@@ -141,9 +141,9 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> ba
         (dw, dg, rho),
     )
     if scale_init_precond:
-      sq = common.tree_sq_norm(dg)
+      sq = tree_math.tree_norm(dg, squared=True)
       gamma = jnp.where(sq > 0.0, common.tree_real_vdot(dg, dw) / sq, 1.0)
-      grad_norm = jnp.sqrt(common.tree_sq_norm(jax.lax.stop_gradient(updates)))
+      grad_norm = tree_math.tree_norm(jax.lax.stop_gradient(updates))
       gamma = jnp.where(state.count > 0, gamma, jnp.minimum(1.0, 1.0 / grad_norm))
     else:
       gamma = 1.0

@@ -20,8 +20,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from jaxopt_notes.core import base, validation
-from jaxopt_notes.transforms import _linesearch_common as common
+from jaxopt_notes.core import base, tree_access, validation
 from jaxopt_notes.transforms.linesearch_backtracking import (
     BacktrackingLinesearchInfo,
     ScaleByBacktrackingLinesearchState,
@@ -88,8 +87,8 @@ def value_and_grad_from_state(
   validation.check_callable("value_fn", value_fn, "the loss, a function of the params")
 
   def value_and_grad(params: Any, *fn_args: Any, state: Any, **fn_kwargs: Any):
-    value = common.find_unique(state, "value")
-    grad = common.find_unique(state, "grad")
+    value = tree_access.tree_get(state, "value")
+    grad = tree_access.tree_get(state, "grad")
     if value is None or grad is None:
       raise ValueError(
           "value_and_grad_from_state found no `value` or no `grad` in `state`: use it with a "

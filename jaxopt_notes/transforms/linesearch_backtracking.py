@@ -14,12 +14,12 @@ the rate each iteration.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
-from jaxopt_notes.core import base, combine, validation
+from jaxopt_notes.core import base, combine, tree_math, validation
 from jaxopt_notes.core import tree as tree_lib
 from jaxopt_notes.transforms import _linesearch_common as common
 
@@ -37,8 +37,8 @@ class BacktrackingLinesearchInfo(NamedTuple):
   step taken is then the last one tried, or 0 when every value was NaN/Inf).
   """
 
-  num_linesearch_steps: jax.typing.ArrayLike  # int: loss evaluations in the last search
-  decrease_error: jax.typing.ArrayLike  # float: max(0, Armijo left side - right side)
+  num_linesearch_steps: jax.Array  # int: loss evaluations in the last search
+  decrease_error: jax.Array  # float: max(0, Armijo left side - right side)
 
 
 class ScaleByBacktrackingLinesearchState(NamedTuple):
@@ -49,8 +49,8 @@ class ScaleByBacktrackingLinesearchState(NamedTuple):
   :func:`value_and_grad_from_state` to save one evaluation per iteration.
   """
 
-  learning_rate: jax.typing.ArrayLike  # the accepted step, next search starts from it
-  value: jax.typing.ArrayLike
+  learning_rate: jax.Array  # the accepted step, next search starts from it
+  value: jax.Array
   grad: Optional[base.Updates]
   info: BacktrackingLinesearchInfo
 
@@ -58,11 +58,11 @@ class ScaleByBacktrackingLinesearchState(NamedTuple):
 class _Trial(NamedTuple):
   """The carry of the search loop."""
 
-  learning_rate: jax.typing.ArrayLike
-  new_value: jax.typing.ArrayLike
+  learning_rate: jax.Array
+  new_value: jax.Array
   new_grad: base.Updates
-  decrease_error: jax.typing.ArrayLike
-  iter_num: jax.typing.ArrayLike
+  decrease_error: jax.Array
+  iter_num: jax.Array
 
 
 def _check_args(max_backtracking_steps, slope_rtol, decrease_factor, increase_factor,
@@ -167,8 +167,8 @@ def scale_by_backtracking_linesearch(
     err = jnp.where(jnp.isnan(err), jnp.inf, err)
     return jnp.maximum(err, 0.0)
 
-  def update_fn(updates, state, params=None, *, value: Any, grad: base.Updates,
-                value_fn: Callable[..., Any], **extra_args):
+  def update_fn(updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args):
+    common.require_loss("scale_by_backtracking_linesearch", value, grad, value_fn)
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG + " The line search evaluates the loss along the step from them.")
     combine.check_updates_match_params(updates, params)
@@ -182,7 +182,7 @@ def scale_by_backtracking_linesearch(
 
     def try_step(trial):
       lr = jnp.where(trial.iter_num > 0, decrease_factor * trial.learning_rate, trial.learning_rate)
-      candidate = common.tree_add_scale(params, lr, updates)
+      candidate = tree_math.tree_add_scale(params, lr, updates)
       new_grad = trial.new_grad
       if store_grad:
         # linearize gives the value now and the gradient (its transpose)
@@ -199,7 +199,7 @@ def scale_by_backtracking_linesearch(
         new_value = loss(candidate)
         err = decrease_error_at(lr, slope, value, new_value)
       out = _Trial(lr, new_value, new_grad, err, trial.iter_num + 1)
-      return common.cast_like(out, trial)
+      return tree_lib.tree_cast_like(out, trial)
 
     first = _Trial(
         learning_rate=jnp.minimum(increase_factor * state.learning_rate, max_learning_rate),
@@ -226,6 +226,6 @@ def scale_by_backtracking_linesearch(
         grad=last.new_grad if store_grad else None,
         info=BacktrackingLinesearchInfo(num_linesearch_steps=last.iter_num, decrease_error=last.decrease_error),
     )
-    return common.tree_scale(lr, updates), common.cast_like(new_state, state)
+    return tree_math.tree_scale(lr, updates), tree_lib.tree_cast_like(new_state, state)
 
   return base.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -17,12 +17,12 @@ The curvature condition is what keeps L-BFGS's curvature pairs positive,
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
-from jaxopt_notes.core import base, combine, validation
+from jaxopt_notes.core import base, combine, tree_math, validation
 from jaxopt_notes.core import tree as tree_lib
 from jaxopt_notes.transforms import _linesearch_common as common
 
@@ -52,9 +52,9 @@ class ZoomLinesearchInfo(NamedTuple):
   too small); a positive ``decrease_error`` means the loss may not decrease.
   """
 
-  num_linesearch_steps: jax.typing.ArrayLike  # int: loss-and-gradient evaluations
-  decrease_error: jax.typing.ArrayLike  # float: >= 0, 0 when sufficient decrease holds
-  curvature_error: jax.typing.ArrayLike  # float: >= 0, 0 when small curvature holds
+  num_linesearch_steps: jax.Array  # int: loss-and-gradient evaluations
+  decrease_error: jax.Array  # float: >= 0, 0 when sufficient decrease holds
+  curvature_error: jax.Array  # float: >= 0, 0 when small curvature holds
 
 
 class ScaleByZoomLinesearchState(NamedTuple):
@@ -64,8 +64,8 @@ class ScaleByZoomLinesearchState(NamedTuple):
   i.e. at the next params (read back by :func:`value_and_grad_from_state`).
   """
 
-  learning_rate: jax.typing.ArrayLike  # the accepted step
-  value: jax.typing.ArrayLike
+  learning_rate: jax.Array  # the accepted step
+  value: jax.Array
   grad: base.Updates
   info: ZoomLinesearchInfo
 
@@ -79,32 +79,32 @@ class _Search(NamedTuple):
   decrease, returned when the curvature condition cannot be met.
   """
 
-  count: jax.typing.ArrayLike
+  count: jax.Array  # type: ignore[assignment]  # int: loss evaluations so far
   params: base.Params
   updates: base.Updates
-  stepsize_guess: jax.typing.ArrayLike
-  stepsize: jax.typing.ArrayLike
-  value: jax.typing.ArrayLike
+  stepsize_guess: jax.Array
+  stepsize: jax.Array
+  value: jax.Array
   grad: base.Updates
-  slope: jax.typing.ArrayLike
-  value_init: jax.typing.ArrayLike
-  slope_init: jax.typing.ArrayLike
-  decrease_error: jax.typing.ArrayLike
-  curvature_error: jax.typing.ArrayLike
-  error: jax.typing.ArrayLike
-  interval_found: jax.typing.ArrayLike
-  done: jax.typing.ArrayLike
-  failed: jax.typing.ArrayLike
-  low: jax.typing.ArrayLike
-  value_low: jax.typing.ArrayLike
-  slope_low: jax.typing.ArrayLike
-  high: jax.typing.ArrayLike
-  value_high: jax.typing.ArrayLike
-  slope_high: jax.typing.ArrayLike
-  cubic_ref: jax.typing.ArrayLike
-  value_cubic_ref: jax.typing.ArrayLike
-  safe_stepsize: jax.typing.ArrayLike
-  safe_value: jax.typing.ArrayLike
+  slope: jax.Array
+  value_init: jax.Array
+  slope_init: jax.Array
+  decrease_error: jax.Array
+  curvature_error: jax.Array
+  error: jax.Array
+  interval_found: jax.Array
+  done: jax.Array
+  failed: jax.Array
+  low: jax.Array
+  value_low: jax.Array
+  slope_low: jax.Array
+  high: jax.Array
+  value_high: jax.Array
+  slope_high: jax.Array
+  cubic_ref: jax.Array
+  value_cubic_ref: jax.Array
+  safe_stepsize: jax.Array
+  safe_value: jax.Array
   safe_grad: base.Updates
 
 
@@ -222,7 +222,7 @@ def scale_by_zoom_linesearch(
 
   def on_line(value_and_grad_fn, fn_kwargs, params, stepsize, updates):
     """Loss, gradient and slope along ``updates`` at ``params + stepsize * updates``."""
-    step = common.tree_add_scale(params, stepsize, updates)
+    step = tree_math.tree_add_scale(params, stepsize, updates)
     value, grad = value_and_grad_fn(step, **fn_kwargs)
     slope = common.tree_real_vdot(jax.tree.map(jnp.conj, grad), updates)
     return value, grad, slope
@@ -265,12 +265,13 @@ def scale_by_zoom_linesearch(
     value, grad, slope = on_line(value_and_grad_fn, fn_kwargs, s.params, new, s.updates)
     dec, curv = errors(new, value, slope, s.value_init, s.slope_init)
     err = jnp.maximum(dec, curv)
-    safe = common.tree_where(dec <= tol, [new, value, grad], [s.safe_stepsize, s.safe_value, s.safe_grad])
-    # Too high a loss: the good step lies below `new`; an upward slope: below too, with `new` the low end.
+    safe = tree_math.tree_where(dec <= tol, [new, value, grad], [s.safe_stepsize, s.safe_value, s.safe_grad])
+    # A loss too high: a good step lies below `new`. A slope turned upward: one lies between the
+    # previous step and `new`, which becomes the `low` end (its loss is the lower).
     new_is_high = (dec > 0.0) | ((value >= s.value) & (s.count > 0))
     new_is_low = (slope >= 0.0) & (~new_is_high)
     prev, cand = [s.stepsize, s.value, s.slope], [new, value, slope]
-    low, value_low, slope_low, high, value_high, slope_high = common.tree_where(
+    low, value_low, slope_low, high, value_high, slope_high = tree_math.tree_where(
         new_is_low, cand + prev, prev + cand
     )
     interval_found = new_is_high | new_is_low | (err <= tol)
@@ -292,7 +293,7 @@ def scale_by_zoom_linesearch(
         slope_low=slope_low, high=high, value_high=value_high, slope_high=slope_high, cubic_ref=low,
         value_cubic_ref=value_low, safe_stepsize=safe[0], safe_value=safe[1], safe_grad=safe[2],
     )
-    return common.cast_like(out, s)
+    return tree_lib.tree_cast_like(out, s)
 
   def zoom(s: _Search, value_and_grad_fn, fn_kwargs) -> _Search:
     """Algorithm 3.6: try a point inside ``[low, high]`` and keep the half holding a good step."""
@@ -315,19 +316,19 @@ def scale_by_zoom_linesearch(
     err = jnp.maximum(dec, curv)
     # The safeguard keeps the lowest loss among the steps with sufficient decrease.
     better = (dec <= tol) & (value < s.safe_value)
-    safe = common.tree_where(better, [middle, value, grad], [s.safe_stepsize, s.safe_value, s.safe_grad])
+    safe = tree_math.tree_where(better, [middle, value, grad], [s.safe_stepsize, s.safe_value, s.safe_grad])
     done = err <= tol
 
     middle_is_high = (dec > 0.0) | (value >= s.value_low)
     low_is_high = (slope * (s.high - s.low) >= 0.0) & (~middle_is_high)
     middle_is_low = ~middle_is_high
     mid, lo, hi = [middle, value, slope], [s.low, s.value_low, s.slope_low], [s.high, s.value_high, s.slope_high]
-    high, value_high, slope_high = common.tree_where(
-        low_is_high, lo, common.tree_where(middle_is_high, mid, hi)
+    high, value_high, slope_high = tree_math.tree_where(
+        low_is_high, lo, tree_math.tree_where(middle_is_high, mid, hi)
     )
-    low, value_low, slope_low = common.tree_where(middle_is_low, mid, lo)
-    # The end point that was dropped becomes the cubic's third point.
-    cubic_ref, value_cubic_ref = common.tree_where(
+    low, value_low, slope_low = tree_math.tree_where(middle_is_low, mid, lo)
+    # The end point just replaced becomes the cubic's third point.
+    cubic_ref, value_cubic_ref = tree_math.tree_where(
         middle_is_high | low_is_high, [s.high, s.value_high], [s.low, s.value_low]
     )
     # Stop on a tiny interval only once some step decreases the loss enough:
@@ -341,25 +342,25 @@ def scale_by_zoom_linesearch(
         slope_high=slope_high, cubic_ref=cubic_ref, value_cubic_ref=value_cubic_ref,
         safe_stepsize=safe[0], safe_value=safe[1], safe_grad=safe[2],
     )
-    return common.cast_like(out, s)
+    return tree_lib.tree_cast_like(out, s)
 
   def fall_back(s: _Search) -> _Search:
     """A failed search takes its safeguard step, if any (or if every value was NaN/Inf)."""
     outside_domain = jnp.isinf(s.decrease_error)
-    stepsize, value, grad = common.tree_where(
+    stepsize, value, grad = tree_math.tree_where(
         (s.safe_stepsize > 0.0) | outside_domain,
         [s.safe_stepsize, s.safe_value, s.safe_grad],
         [s.stepsize, s.value, s.grad],
     )
     if verbose:
       _diagnose(s, stepsize_precision)
-    return common.cast_like(s._replace(stepsize=stepsize, grad=grad, value=value), s)
+    return tree_lib.tree_cast_like(s._replace(stepsize=stepsize, grad=grad, value=value), s)
 
   def step(s: _Search, *, value_and_grad_fn, fn_kwargs) -> _Search:
     kw = dict(value_and_grad_fn=value_and_grad_fn, fn_kwargs=fn_kwargs)
     new = jax.lax.cond(s.interval_found, functools.partial(zoom, **kw), functools.partial(bracket, **kw), s)
     new = jax.lax.cond(new.failed, fall_back, lambda x: x, new)
-    return common.cast_like(new, s)
+    return tree_lib.tree_cast_like(new, s)
 
   def init_fn(params):
     validation.check_float_params(params)
@@ -375,8 +376,8 @@ def scale_by_zoom_linesearch(
         ),
     )
 
-  def update_fn(updates, state, params=None, *, value: Any, grad: base.Updates,
-                value_fn: Callable[..., Any], **extra_args):
+  def update_fn(updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args):
+    common.require_loss("scale_by_zoom_linesearch", value, grad, value_fn)
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG + " The line search evaluates the loss along the step from them.")
     combine.check_updates_match_params(updates, params)
@@ -397,7 +398,7 @@ def scale_by_zoom_linesearch(
             curvature_error=last.curvature_error,
         ),
     )
-    return common.tree_scale(last.stepsize, updates), common.cast_like(new_state, state)
+    return tree_math.tree_scale(last.stepsize, updates), tree_lib.tree_cast_like(new_state, state)
 
   return base.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -114,7 +114,8 @@ def _cast_float(value: Any, dtype: Any) -> Any:
 
 
 def _keep_dtype(new: Any, old: Any) -> Any:
-  if hasattr(new, "astype") and hasattr(old, "dtype"):
+  # Skipped when equal: typed PRNG keys (noisy_sgd's state) have no `astype`.
+  if hasattr(new, "astype") and hasattr(old, "dtype") and new.dtype != old.dtype:
     return new.astype(old.dtype)
   return new
 

@@ -152,7 +152,7 @@ def test_apply_updates_mismatch_names_path():
         (lambda: jn.adam("0.1"), TypeError, "learning_rate"),
         (lambda: jn.sgd("0.1"), TypeError, "learning_rate"),
         (lambda: jn.adam(jnp.array([0.1, 0.2])), TypeError, "learning_rate"),
-        (lambda: jn.adamw(1e-3, weight_decay=-1.0), ValueError, "weight_decay"),
+        (lambda: jn.adamw(1e-3, weight_decay=float("nan")), ValueError, "weight_decay"),
         (lambda: jn.clip_by_global_norm(-1), ValueError, "max_norm"),
         (lambda: jn.clip(-0.5), ValueError, "max_delta"),
         (lambda: jn.adam(1e-3, mu_dtype="notadtype"), TypeError, "mu_dtype"),

@@ -14,7 +14,7 @@ import scipy.optimize
 
 import jaxopt_notes as jn
 from tests import _trajectory as tj
-from tests.transforms import _linesearch_runs as lr
+from tests.transforms import _linesearch_runs as runs
 
 # Without a line search lbfgs is a plain step, which the shared 100-step harness drives.
 _LR_AND_DTYPE = [
@@ -55,7 +55,7 @@ class TestMatchesOptax(tj.VariantsTest):
     steps = tj.STEPS if tj.is_jit(self.variant) else 6
     ours, _ = tj.compare_with_optax(
         self.variant, lambda: make(jn), lambda: make(optax), dtype, steps=steps,
-        grads_fn=lr.steady_gradients(dtype),
+        grads_fn=runs.steady_gradients(dtype),
     )
     assert int(ours.state[0].count) == steps
 
@@ -65,7 +65,7 @@ class TestMatchesOptax(tj.VariantsTest):
   def test_flags_without_line_search(self, case, dtype):
     make = _NO_SEARCH_FLAGS[case]
     tj.compare_with_optax(
-        self.variant, lambda: make(jn), lambda: make(optax), dtype, grads_fn=lr.steady_gradients(dtype)
+        self.variant, lambda: make(jn), lambda: make(optax), dtype, grads_fn=runs.steady_gradients(dtype)
     )
 
   @chex.variants(with_jit=True)
@@ -80,7 +80,7 @@ class TestMatchesOptax(tj.VariantsTest):
 
   def _compare(self, case, dtype, steps):
     problem, make, reuse, _ = _WITH_SEARCH[case]
-    ours, _ = lr.compare_with_optax(self.variant, make, problem, dtype, steps, reuse=reuse)
+    ours, _ = runs.compare_with_optax(self.variant, make, problem, dtype, steps, reuse=reuse)
     assert float(ours.values[-1]) < float(ours.values[0])
 
 
@@ -95,8 +95,8 @@ def _zakharov(x):
 
 
 _SCIPY_PROBLEMS = {
-    "rosenbrock-2": (lr.rosenbrock_value, np.zeros(2)),
-    "rosenbrock-10": (lr.rosenbrock_value, np.linspace(-1.2, 1.2, 10)),
+    "rosenbrock-2": (runs.rosenbrock_value, np.zeros(2)),
+    "rosenbrock-10": (runs.rosenbrock_value, np.linspace(-1.2, 1.2, 10)),
     "himmelblau": (lambda p: (p[0] ** 2 + p[1] - 11.0) ** 2 + (p[0] + p[1] ** 2 - 7.0) ** 2, np.ones(2)),
     "matyas": (lambda p: 0.26 * (p[0] ** 2 + p[1] ** 2) - 0.48 * p[0] * p[1], 6.0 * np.ones(2)),
     "zakharov": (_zakharov, np.array([600.0, 700.0, 200.0, 100.0, 90.0, 1e3])),
@@ -156,7 +156,7 @@ def test_steep_quadratic():
 
 def test_learning_rate_none_descends():
   """optax's default learning_rate=None keeps the -1 of its chain: the first step goes down the gradient."""
-  fn = lr.rosenbrock_value
+  fn = runs.rosenbrock_value
   w = jnp.array([-1.2, 1.0, 0.3])
   for tx in [jn.lbfgs(), jn.lbfgs(linesearch=None)]:
     value, grad = jax.value_and_grad(fn)(w)
@@ -169,7 +169,7 @@ def test_learning_rate_none_descends():
 
 def test_zoom_keeps_the_loss_decreasing():
   """Each accepted step passes sufficient decrease, so the loss never rises."""
-  fn = lr.rosenbrock_value
+  fn = runs.rosenbrock_value
   tx = jn.lbfgs()
   update = jax.jit(functools.partial(tx.update, value_fn=fn))
   value_and_grad = jax.jit(jn.value_and_grad_from_state(fn))
@@ -242,3 +242,28 @@ def test_optax_line_search_is_accepted():
     assert float(fn(jn.apply_updates(w, updates))) < float(value)
     assert int(state[-1].info.num_linesearch_steps) >= 1
   np.testing.assert_array_equal(steps[0], steps[1])
+
+
+def test_update_without_the_loss_names_what_is_missing():
+  tx, w = jn.lbfgs(), jnp.ones(2)
+  with pytest.raises(TypeError, match="`value=`, `grad=`, `value_fn=`"):
+    tx.update(w, tx.init(w), w)
+  with pytest.raises(TypeError, match="pass `value_fn=`"):
+    tx.update(w, tx.init(w), w, value=1.0, grad=w)
+
+
+def test_inside_fit_as_optax():
+  """fit passes value=, grad=, value_fn=: our lbfgs gives optax.lbfgs's params (least squares)."""
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(50, 3)).astype(np.float32)
+  y = (x @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.1 * rng.normal(size=50)).astype(np.float32)
+  loss = lambda p, batch: jnp.mean((batch[0] @ p["w"] + p["b"] - batch[1]) ** 2)
+  runs = [
+      jn.fit(loss, {"w": jnp.zeros(3), "b": jnp.zeros(())}, lib.lbfgs(), (x, y), epochs=8, batch_size=None,
+             key=None, shuffle=None, progress=False)
+      for lib in (jn, optax)
+  ]
+  chex.assert_trees_all_close(runs[0][0], runs[1][0], rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(runs[0][1]["loss"], runs[1][1]["loss"], rtol=1e-6)
+  coef = np.linalg.lstsq(np.concatenate([x, np.ones((50, 1))], axis=1), y.astype(np.float64), rcond=None)[0]
+  np.testing.assert_allclose(runs[0][0]["w"], coef[:3], rtol=1e-4, atol=1e-5)

@@ -14,7 +14,7 @@ import pytest
 import jaxopt_notes as jn
 from jaxopt_notes.transforms import lbfgs as lbfgs_lib
 from tests import _trajectory as tj
-from tests.transforms import _linesearch_runs as lr
+from tests.transforms import _linesearch_runs as runs
 
 _CONFIGS = [(10, True), (3, False), (1, True)]
 
@@ -42,7 +42,7 @@ class TestMatchesOptax(tj.VariantsTest):
     make = lambda lib: lib.chain(lib.scale_by_lbfgs(memory_size, scale_init_precond), lib.scale(-0.05))
     ours, _ = tj.compare_with_optax(
         self.variant, lambda: make(jn), lambda: make(optax), dtype, steps=steps,
-        grads_fn=lr.steady_gradients(dtype),
+        grads_fn=runs.steady_gradients(dtype),
     )
     assert int(ours.state[0].count) == steps
     return ours

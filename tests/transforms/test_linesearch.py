@@ -16,7 +16,7 @@ import pytest
 import jaxopt_notes as jn
 from jaxopt_notes.transforms import linesearch_zoom as zoom_lib
 from tests import _trajectory as tj
-from tests.transforms import _linesearch_runs as lr
+from tests.transforms import _linesearch_runs as runs
 
 STEPS = 40  # jitted runs
 # Op by op, each update re-traces and compiles its while loop (in optax too, about 0.3 s a step):
@@ -89,7 +89,7 @@ class TestMatchesOptax(tj.VariantsTest):
 
   def _compare(self, case, dtype, steps):
     problem, search, reuse = _SEARCHES[case]
-    ours, _ = lr.compare_with_optax(self.variant, _sgd_then(search), problem, dtype, steps, reuse=reuse)
+    ours, _ = runs.compare_with_optax(self.variant, _sgd_then(search), problem, dtype, steps, reuse=reuse)
     info = ours.states[-1][-1].info
     assert int(info.num_linesearch_steps) >= 1
     # The searches work: the loss went down overall.
@@ -118,7 +118,7 @@ _ONE_STEP_PROBLEMS = {
     "polynomial": (lambda x: -x - x**3 + x**4, ()),
     "exponential": (lambda x: jnp.exp(-4 * x) + x**2, ()),
     "sinusoidal": (lambda x: -jnp.sin(10 * x), ()),
-    "rosenbrock": (lr.rosenbrock_value, (16,)),
+    "rosenbrock": (runs.rosenbrock_value, (16,)),
     "himmelblau": (_himmelblau, (2,)),
     "matyas": (_matyas, (2,)),
     "eggholder": (_eggholder, (2,)),
@@ -300,9 +300,12 @@ class TestBacktrackingConditions:
 
   def test_nan_everywhere_means_no_step(self):
     fn = lambda w: jnp.sum(w) * jnp.nan
-    tx = jn.scale_by_backtracking_linesearch(5)
+    tx = jn.scale_by_backtracking_linesearch(5, verbose=True)
     w = jnp.ones(2)
-    updates, state = tx.update(-jnp.ones(2), tx.init(w), w, value=2.0, grad=jnp.ones(2), value_fn=fn)
+    with _captured() as out:
+      updates, state = tx.update(-jnp.ones(2), tx.init(w), w, value=2.0, grad=jnp.ones(2), value_fn=fn)
+    assert "found no step with sufficient decrease" in out.getvalue()
+    assert "using a step of 0" in out.getvalue()
     assert float(state.learning_rate) == 0.0 and bool(jnp.all(updates == 0.0))
     assert int(state.info.num_linesearch_steps) == 6  # the first trial and 5 shrinkings
 
@@ -417,3 +420,16 @@ def test_array_hyperparameters_are_accepted():
   fn = lambda x: jnp.sum(x**2)
   updates, state = tx.update(-w, tx.init(w), w, value=fn(w), grad=2 * w, value_fn=fn)
   assert state.learning_rate.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(updates)))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: jn.scale_by_backtracking_linesearch(5), lambda: jn.scale_by_zoom_linesearch(5),
+], ids=["backtracking", "zoom"])
+def test_update_without_the_loss_names_what_is_missing(make):
+  tx, w = make(), jnp.ones(2)
+  with pytest.raises(TypeError, match="`value=`, `grad=`, `value_fn=`"):
+    tx.update(-w, tx.init(w), w)
+  with pytest.raises(TypeError, match="pass `grad=`"):
+    tx.update(-w, tx.init(w), w, value=1.0, value_fn=jnp.sum)
+  with pytest.raises(TypeError, match="`value_fn`.*must be the loss function"):
+    tx.update(-w, tx.init(w), w, value=1.0, grad=w, value_fn="loss")
