@@ -29,6 +29,7 @@ from tests._sweep import (
 KEY = [(2.5, TypeError, "integer"), (-1, ValueError, ">= 0"), ("0", TypeError, "integer"),
        (jax.random.PRNGKey(0), TypeError, "jax.random.key")]
 _M = ("mask", MASK, "mask['w']")
+_MEMORY = [(0, ValueError, ">= 1"), (2.5, TypeError, "integer >= 1")]
 
 NO_ARGUMENTS = {"scale_by_sign", "centralize", "keep_params_nonnegative", "zero_nans"}
 # Factories whose result is a factory of transforms (run and traced through what they build).
@@ -148,4 +149,24 @@ FACTORIES = {
                                     _sweep(inner_factory=CALLABLE, hyperparam_dtype=DTYPE)
                                     + _named("static_args", [(3, TypeError, "names"),
                                                              ("nonexistent", ValueError, "not parameters")])),
+    # L-BFGS and line searches
+    "scale_by_lbfgs": (jn.scale_by_lbfgs, {}, _sweep(memory_size=_MEMORY, scale_init_precond=FLAG)),
+    "lbfgs": (jn.lbfgs, {}, _sweep(learning_rate=LR[:4], memory_size=_MEMORY, scale_init_precond=FLAG,
+                                   linesearch=TX[:1])),
+    "scale_by_backtracking_linesearch": (
+        jn.scale_by_backtracking_linesearch, {"max_backtracking_steps": 5},
+        _sweep(slope_rtol=[(-1.0, ValueError, "[0, 1)"), (NAN, ValueError, "[0, 1)")],
+               decrease_factor=[(0.0, ValueError, "(0, 1)"), (1.5, ValueError, "(0, 1)"), (NAN, ValueError, "(0, 1)")],
+               increase_factor=[(0.5, ValueError, ">= 1"), (NAN, ValueError, ">= 1")],
+               max_learning_rate=POSITIVE, atol=NONNEG, rtol=NONNEG, store_grad=FLAG, verbose=FLAG)
+        + _named("max_backtracking_steps", [(-1, ValueError, ">= 0"), (2.5, TypeError, "integer")])),
+    "scale_by_zoom_linesearch": (
+        jn.scale_by_zoom_linesearch, {"max_linesearch_steps": 5},
+        _sweep(max_linesearch_steps=[(0, ValueError, ">= 1"), (2.5, TypeError, "integer")],
+               max_learning_rate=[(0.0, ValueError, "> 0 or None"), (NAN, ValueError, "> 0 or None")],
+               tol=NONNEG, increase_factor=[(1.0, ValueError, "> 1"), (NAN, ValueError, "> 1")],
+               slope_rtol=[(-1.0, ValueError, "[0, 1)"), (NAN, ValueError, "[0, 1)")],
+               curv_rtol=[(-1.0, ValueError, ">= 0"), (NAN, ValueError, ">= 0")],
+               approx_dec_rtol=NONNEG, stepsize_precision=NONNEG, verbose=FLAG)
+        + _named("initial_guess_strategy", [("bogus", ValueError, "'one' or 'keep'")])),
 }

@@ -25,6 +25,10 @@ def wd_schedule(count):
   return 1e-2 / (1.0 + count)
 
 
+def _no_scalar_or_empty_matrix(params):
+  return all(jnp.ndim(x) >= 1 and (jnp.size(x) > 0 or jnp.ndim(x) < 2) for x in jax.tree.leaves(params))
+
+
 def labels(params):
   """Matrices to the "adam" group, everything else to "sgd"."""
   return jax.tree.map(lambda p: "adam" if jnp.ndim(p) > 1 else "sgd", params)
@@ -48,6 +52,8 @@ class Entry:
   # optimizer has per-parameter state.
   keeps_non_finite: Optional[bool] = None
   finite_at_max_count: bool = True  # updates stay finite once the step counter saturates
+  # Which params optax's counterpart can update (None: all); on others it raises.
+  optax_runs_on: Optional[Callable[[Any], bool]] = None
 
   def params(self, params):
     return jn.LookaheadParams.init_synced(params) if self.lookahead else params
@@ -125,7 +131,9 @@ OPTIMIZERS = {
         lambda: optax.adafactor(0.1, min_dim_size_to_factor=2),
         nan_update="leaf", inf_update="leaf", finite_at_max_count=False,
     ),
-    "sm3": Entry(lambda: jn.sm3(0.1), lambda: optax.sm3(0.1)),
+    # optax's SM3 raises on a 0-d leaf (IndexError) and on an empty one of rank >= 2
+    # (ValueError); ours updates both (documented in scale_by_sm3).
+    "sm3": Entry(lambda: jn.sm3(0.1), lambda: optax.sm3(0.1), optax_runs_on=_no_scalar_or_empty_matrix),
     # The step (f - f*) / ||g||^2 uses the norm of all leaves: a NaN spreads
     # everywhere (an Inf makes the step 0, so only its coordinate, 0 * Inf, is NaN).
     "polyak_sgd": Entry(lambda: jn.polyak_sgd(), lambda: optax.polyak_sgd(), needs_value=True, nan_update="tree"),

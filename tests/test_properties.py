@@ -8,7 +8,9 @@ optimizer with random valid hyper-parameters. For every draw:
   keeps each param's dtype; the state keeps its dtypes from step to step;
 * the numbers, dtypes included, are optax's;
 * running the same inputs twice gives bitwise-identical results;
-* a checkpoint round trip returns the same bytes.
+* a checkpoint round trip returns the same bytes;
+* every optimizer of ``tests/_zoo.py``, at its fixed hyper-parameters, keeps
+  structure and dtypes and equals optax on random trees (where optax's runs).
 
 The examples are fixed (``derandomize``) so a CI run never fails on a draw
 no earlier run saw; raise ``max_examples`` locally to search further.
@@ -27,6 +29,7 @@ from hypothesis import strategies as st
 
 import jaxopt_notes as jn
 from jaxopt_notes.training import checkpoint as ckpt
+from tests import _zoo
 
 SETTINGS = settings(
     max_examples=25,
@@ -257,3 +260,53 @@ def test_checkpoint_round_trip_is_bitwise(spec, opt, seed, tmp_path_factory):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       x, y = np.asarray(x), np.asarray(y)
       assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+
+
+def _key_data(tree):
+  """Typed PRNG keys (noisy_sgd's state) as their key data, which numpy can hold."""
+  return jax.tree.map(
+      lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(jnp.asarray(x).dtype, jax.dtypes.prng_key) else x,
+      tree,
+  )
+
+
+def _run_entry(entry, make, lib, params, seed):
+  """``_run`` for a zoo entry (its update gets ``value=`` where it needs one)."""
+  tx = make()
+  state = tx.init(params)
+  states, history = [state], []
+  for t in range(STEPS):
+    updates, state = entry.update(tx, _realise_like(params, seed + t), state, params)
+    params = lib.apply_updates(params, updates)
+    history.append(updates)
+    states.append(state)
+  return history, params, states
+
+
+@pytest.mark.parametrize("name", list(_zoo.OPTIMIZERS))
+@settings(SETTINGS, max_examples=5)
+@given(spec=tree_specs, seed=st.integers(0, 2**16))
+def test_zoo_optimizers_on_random_trees(name, spec, seed):
+  """Each zoo optimizer: updates mirror the params, params and state keep their dtypes,
+  and updates, params and states equal optax's; where optax's cannot run (the entry's
+  ``optax_runs_on``), it raises and ours still keeps structure and dtypes."""
+  entry = _zoo.OPTIMIZERS[name]
+  params = _realise(spec, seed)
+  history, new_params, states = _run_entry(entry, entry.ours, jn, params, seed)
+  for updates in history:
+    assert jax.tree.structure(updates) == jax.tree.structure(params)
+    chex.assert_trees_all_equal_shapes(updates, params)
+  chex.assert_trees_all_equal_shapes_and_dtypes(new_params, params)
+  for state in states[1:]:
+    assert jax.tree.structure(state) == jax.tree.structure(states[0])
+    assert _dtypes(state) == _dtypes(states[0])
+  if entry.optax_runs_on is not None and not entry.optax_runs_on(params):
+    with pytest.raises((IndexError, ValueError)):
+      _run_entry(entry, entry.theirs, optax, params, seed)
+    return
+  o_history, o_params, o_states = _run_entry(entry, entry.theirs, optax, params, seed)
+  for a, b in zip(history, o_history):
+    _assert_close(a, b)
+  _assert_close(new_params, o_params)
+  for a, b in zip(states, o_states):
+    _assert_close(_key_data(a), _key_data(b))

@@ -233,9 +233,10 @@ def test_bad_argument_raises_at_construction_naming_it(name, arg, value, error, 
 
 
 def _run_once(tx, params=None):
-  """init + one update, with what the transform needs (params, value=, value_fn=)."""
+  """init + one update, with what the transform needs (params, value=, grad=, value_fn=)."""
   params = _params() if params is None else params
-  extra = {"value": 1.0, "value_fn": lambda p: sum(jnp.sum(x**2) for x in jax.tree.leaves(p))}
+  loss = lambda p: sum(jnp.sum(x**2) for x in jax.tree.leaves(p))
+  extra = {"value": loss(params), "grad": jax.grad(loss)(params), "value_fn": loss}
   state = tx.init(params)
   with_extra = jn.chain(tx)  # forwards only the extra arguments tx takes
   return with_extra.update(_grads(), (state,), params, **extra)

@@ -252,7 +252,8 @@ def scale_by_sm3(
   numbers for it. Anil, Gupta, Koren & Singer, "Memory-Efficient Adaptive
   Optimization", NeurIPS 2019 (arXiv:1901.11150). Same state and numbers as
   ``optax.scale_by_sm3`` wherever that runs; unlike it, scalar params work
-  (optax's update raises ``IndexError`` on a 0-d leaf). Complex params raise
+  (optax's update raises ``IndexError`` on a 0-d leaf), and so do zero-size
+  leaves (``ValueError`` in optax's). Complex params raise
   ``ValueError`` at ``init``, as in optax.
 
   Args:
@@ -304,7 +305,8 @@ def scale_by_sm3(
   def covers(nu):
     if nu.ndim < 2:
       return [nu]
-    return [jnp.max(nu, axis=tuple(i for i in range(nu.ndim) if i != a)) for a in range(nu.ndim)]
+    # initial=0: a zero-size leaf has nothing to cover (optax's max raises); the sums are >= 0.
+    return [jnp.max(nu, axis=tuple(i for i in range(nu.ndim) if i != a), initial=0.0) for a in range(nu.ndim)]
 
   def update_fn(updates, state, params=None):
     combine.check_updates_match_params(updates, params)

@@ -27,7 +27,7 @@ from jaxopt_notes.core import tree as tree_lib
 from jaxopt_notes.transforms import _linesearch_common as common
 
 __all__ = [
-    "FLAG_CURVATURE_NOT_MET",
+    "FLAG_CURVATURE_COND_NOT_SATISFIED",
     "FLAG_INTERVAL_NOT_FOUND",
     "FLAG_INTERVAL_TOO_SMALL",
     "FLAG_NOT_A_DESCENT_DIRECTION",
@@ -37,12 +37,20 @@ __all__ = [
     "scale_by_zoom_linesearch",
 ]
 
-# Printed with verbose=True (tested): what went wrong when a search fails.
-FLAG_INTERVAL_NOT_FOUND = "No interval holding a step with small curvature: consider a larger max_learning_rate."
-FLAG_INTERVAL_TOO_SMALL = "The searched interval shrank below stepsize_precision."
-FLAG_CURVATURE_NOT_MET = "Returning a step with sufficient decrease but without small curvature."
-FLAG_NO_STEPSIZE_FOUND = "The line search found no step with sufficient decrease."
-FLAG_NOT_A_DESCENT_DIRECTION = "The update is not a descent direction: its slope at step 0 must be negative."
+# Printed with verbose=True when a search fails. optax's exact sentences (its
+# tests, and users' log filters, look for them), under optax's names.
+FLAG_INTERVAL_NOT_FOUND = (
+    "No interval satisfying curvature condition. "
+    "Consider increasing maximal possible stepsize of the linesearch."
+)
+FLAG_INTERVAL_TOO_SMALL = "Length of searched interval has been reduced below threshold."
+FLAG_CURVATURE_COND_NOT_SATISFIED = (
+    "Returning stepsize with sufficient decrease but curvature condition not satisfied."
+)
+FLAG_NO_STEPSIZE_FOUND = "Linesearch failed, no stepsize satisfying sufficient decrease found."
+FLAG_NOT_A_DESCENT_DIRECTION = (
+    "The linesearch failed because the provided direction is not a descent direction. "
+)
 
 
 class ZoomLinesearchInfo(NamedTuple):
@@ -282,7 +290,7 @@ def scale_by_zoom_linesearch(
           at_max & ~interval_found,
           "INFO: scale_by_zoom_linesearch stopped at max_learning_rate = {stepsize} "
           "(decrease error {dec}, curvature error {curv}). " + FLAG_INTERVAL_NOT_FOUND + "\n"
-          + FLAG_CURVATURE_NOT_MET,
+          + FLAG_CURVATURE_COND_NOT_SATISFIED,
           stepsize=new, dec=dec, curv=curv,
       )
     failed = (s.count + 1 >= max_linesearch_steps) & (~done)
@@ -418,7 +426,9 @@ def _diagnose(s: _Search, stepsize_precision) -> None:
   def no_step(s):
     descent = s.slope_init < 0.0
     jax.debug.print(FLAG_NO_STEPSIZE_FOUND, ordered=True)
-    common.cond_print(~descent, FLAG_NOT_A_DESCENT_DIRECTION + " Slope: {slope}.", slope=s.slope_init)
+    common.cond_print(
+        ~descent, FLAG_NOT_A_DESCENT_DIRECTION + "Its slope at step 0 is {slope} >= 0.", slope=s.slope_init
+    )
     common.cond_print(descent, "Consider a larger max_linesearch_steps.")
     eps = jnp.finfo(jnp.float32).eps
     common.cond_print(
@@ -441,7 +451,8 @@ def _diagnose(s: _Search, stepsize_precision) -> None:
   jax.lax.cond(
       s.safe_stepsize > 0.0,
       lambda s: jax.debug.print(
-          FLAG_CURVATURE_NOT_MET + " Step with sufficient decrease: {safe}.", safe=s.safe_stepsize, ordered=True
+          FLAG_CURVATURE_COND_NOT_SATISFIED + " Step with sufficient decrease: {safe}.",
+          safe=s.safe_stepsize, ordered=True,
       ),
       no_step,
       s,

@@ -28,18 +28,21 @@ import optax
 import jaxopt_notes as jn
 
 # Our namespace -> the optax namespace whose names it mirrors.
-_NAMESPACES = {
-    "": "optax",
-    "tree": "optax.tree",
-    "projections": "optax.projections",
-    "microbatching": "optax.microbatching",
-    "second_order": "optax.second_order",
-    "contrib": "optax.contrib",
-}
+_NAMESPACES = [
+    ("", "optax"),
+    ("tree", "optax.tree"),
+    ("tree", "optax.tree_utils"),
+    ("projections", "optax.projections"),
+    ("microbatching", "optax.microbatching"),
+    ("second_order", "optax.second_order"),
+    ("contrib", "optax.contrib"),
+    # Classes optax keeps out of its namespaces, which its tests check with isinstance.
+    ("core.numerics", "optax._src.utils"),
+]
 
 
 def _ours(namespace: str) -> dict[str, object]:
-  module = jn if not namespace else getattr(jn, namespace, None)
+  module = jn if not namespace else sys.modules.get(f"jaxopt_notes.{namespace}", getattr(jn, namespace, None))
   if module is None:
     return {}
   names = getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]
@@ -67,7 +70,7 @@ def swap() -> list[str]:
   modules = _import_all_optax()
   # optax's object for each public name of each namespace -> ours.
   replacement: dict[int, object] = {}
-  for ours_ns, theirs_ns in _NAMESPACES.items():
+  for ours_ns, theirs_ns in _NAMESPACES:
     theirs_module = sys.modules.get(theirs_ns)
     if theirs_module is None:
       continue

@@ -69,9 +69,15 @@ def _run(entry, tx, params, state, start, stop, nan_at=(), jit=False):
 
 
 def assert_bitwise_equal(a, b):
-  """Same structure (node types included), dtypes and bytes; NaN equals NaN."""
+  """Same structure (node types included), dtypes and bytes; NaN equals NaN.
+
+  A typed PRNG key (noisy_sgd's state) is compared by its implementation and key data.
+  """
   assert jax.tree.structure(a) == jax.tree.structure(b)
   for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+    if jax.dtypes.issubdtype(jnp.asarray(x).dtype, jax.dtypes.prng_key):
+      assert jnp.asarray(x).dtype == jnp.asarray(y).dtype, jax.tree_util.keystr(path)
+      x, y = jax.random.key_data(x), jax.random.key_data(y)
     x, y = np.asarray(x), np.asarray(y)
     assert x.dtype == y.dtype and x.shape == y.shape, jax.tree_util.keystr(path)
     assert x.tobytes() == y.tobytes(), jax.tree_util.keystr(path)

@@ -207,7 +207,7 @@ class TestZoomConditions:
       _, state = _one_search(tx, fn, w, u, learning_rate=1.0)
     assert float(state.learning_rate) == 10.0
     assert zoom_lib.FLAG_INTERVAL_NOT_FOUND in out.getvalue()
-    assert zoom_lib.FLAG_CURVATURE_NOT_MET in out.getvalue()
+    assert zoom_lib.FLAG_CURVATURE_COND_NOT_SATISFIED in out.getvalue()
 
   def test_ascent_direction_fails(self):
     """Along an ascent direction no step decreases the loss: (almost) no step, and verbose says so."""
@@ -433,3 +433,39 @@ def test_update_without_the_loss_names_what_is_missing(make):
     tx.update(-w, tx.init(w), w, value=1.0, value_fn=jnp.sum)
   with pytest.raises(TypeError, match="`value_fn`.*must be the loss function"):
     tx.update(-w, tx.init(w), w, value=1.0, grad=w, value_fn="loss")
+
+
+_HYPER = {
+    "backtracking": (
+        lambda **kw: jn.scale_by_backtracking_linesearch(5, increase_factor=1.5, **kw),
+        ["slope_rtol", "decrease_factor", "max_learning_rate", "atol", "rtol"],
+    ),
+    "zoom": (
+        lambda **kw: jn.scale_by_zoom_linesearch(5, increase_factor=2.0, **kw),
+        ["tol", "slope_rtol", "curv_rtol", "approx_dec_rtol", "stepsize_precision"],
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype, other", [
+    ("float16", "float64"), ("bfloat16", "float32"), ("float32", "bfloat16"), ("float64", "float16"),
+])
+@pytest.mark.parametrize("search", sorted(_HYPER))
+def test_state_dtypes_are_stable(search, dtype, other):
+  """Hyperparameters, the loss and `value` in other dtypes than the params: the state keeps its dtypes.
+
+  Both branches of a ``lax.cond`` (the update, or the old state) must agree
+  in type, which fails if any state leaf's dtype drifts.
+  """
+  make, names = _HYPER[search]
+  with jax.enable_x64(True):
+    tx = make(**{k: jnp.array(1e-5 if k != "decrease_factor" else 0.5, dtype=other) for k in names})
+    w = jnp.array([1.0, 2.0], dtype=dtype)
+    state = tx.init(w)
+    value_fn = lambda x: jnp.sum(x**2).astype(other)
+    pick = jax.random.randint(jax.random.key(0), (), 0, 2) == 0
+    new = jax.lax.cond(
+        pick, lambda x: tx.update(-x, state, x, value=jnp.asarray(5.0, other), grad=2 * x, value_fn=value_fn)[1],
+        lambda x: state, w,
+    )
+    chex.assert_trees_all_equal_dtypes(new, state)

@@ -1,4 +1,6 @@
-"""apply_if_finite and flatten, checked against optax's counterparts."""
+"""apply_if_finite and flatten, checked against optax's counterparts; and the
+wrappers (apply_if_finite, MultiSteps, inject_hyperparams) around a state that
+holds a typed PRNG key."""
 
 import chex
 import jax
@@ -6,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from absl.testing import parameterized
 
 import jaxopt_notes as jn
 from jaxopt_notes import ApplyIfFiniteState, apply_if_finite, flatten
@@ -155,3 +158,66 @@ class FlattenTest(chex.TestCase):
   def test_bad_inner(self):
     with pytest.raises(TypeError, match="inner"):
       flatten(object())
+
+
+# --- wrappers around a typed PRNG key in the state ------------------------------
+
+# noisy_sgd keeps a typed key (dtype key<fry>), which has no `astype`: the
+# wrappers' selects (apply_if_finite, MultiSteps) and inject_hyperparams' cast
+# back to the state's dtypes must carry it as it is.
+_KEYED = (
+    ("apply_if_finite",
+     lambda: apply_if_finite(jn.noisy_sgd(0.1, key=0), 2),
+     lambda: optax.apply_if_finite(optax.noisy_sgd(0.1, key=0), 2),
+     {3: np.nan, 7: np.inf, 8: -np.inf}),
+    ("multisteps",
+     lambda: jn.MultiSteps(jn.noisy_sgd(0.1, key=0), 3).gradient_transformation(),
+     lambda: optax.MultiSteps(optax.noisy_sgd(0.1, key=0), 3).gradient_transformation(),
+     {}),
+    ("inject_hyperparams",
+     lambda: jn.inject_hyperparams(jn.noisy_sgd)(learning_rate=0.1, eta=0.05, key=jax.random.key(1)),
+     lambda: optax.inject_hyperparams(optax.noisy_sgd)(learning_rate=0.1, eta=0.05, key=jax.random.key(1)),
+     {}),
+)
+
+
+def _is_key(x):
+  return jax.dtypes.issubdtype(jnp.asarray(x).dtype, jax.dtypes.prng_key)
+
+
+def _assert_same_with_keys(ours, theirs, rtol):
+  """``wr.assert_same_state``, with each typed key compared exactly: same
+  implementation and key data (numpy cannot hold a key)."""
+  keys = [(a, b) for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)) if _is_key(a)]
+  for a, b in keys:
+    assert jnp.asarray(a).dtype == jnp.asarray(b).dtype
+    np.testing.assert_array_equal(jax.random.key_data(a), jax.random.key_data(b))
+  blank = lambda tree: jax.tree.map(lambda x: jnp.zeros(()) if _is_key(x) else x, tree)
+  wr.assert_same_state(blank(ours), blank(theirs), rtol)
+  return keys
+
+
+class TypedKeyStateTest(chex.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.named_parameters(*_KEYED)
+  def test_wrapped_noisy_sgd_equals_optax(self, ours, theirs, bad):
+    """Same noise, state (keys included) and params as optax's; skipped steps keep the key."""
+    ours, theirs = ours(), theirs()
+    jit = wr.is_jit(self.variant)
+    steps, rtol = (LONG, wr.SELECT_RTOL) if jit else (SHORT, wr.EAGER_RTOL)
+    start = ours.init(_params())
+    _assert_same_with_keys(start, theirs.init(_params()), 0.0)
+    (params_a, state_a), (params_b, state_b) = wr.run_pair(
+        ours, theirs, _params(), _inputs(steps, bad), self.variant, grads=_grads
+    )
+    keys = _assert_same_with_keys(state_a, state_b, rtol)
+    _assert_same_with_keys(params_a, params_b, rtol)
+    # The keys are there, and noisy_sgd's advanced (inject_hyperparams also
+    # holds the `key` argument it was given, unchanged).
+    start_keys = [x for x in jax.tree.leaves(start) if _is_key(x)]
+    moved = [not np.array_equal(jax.random.key_data(a), jax.random.key_data(k))
+             for (a, _), k in zip(keys, start_keys)]
+    assert len(keys) == len(start_keys) >= 1 and moved.count(True) == 1
+    if bad:
+      assert int(state_a.total_notfinite) == len(bad)
