@@ -200,8 +200,17 @@ __all__ = [
     "nadamw", "radam", "rmsprop", "sgd",
 ]
 
-# Names added by issue 16, one block per family (consolidated into the lists above when complete).
-# [sign-adam] begin
+# The rest of optax's optimizers and building blocks, one block per family.
+from jaxopt_notes.core.base import TransformInitFn, TransformUpdateExtraArgsFn, TransformUpdateFn  # noqa: E402
+
+# optax's names for the (empty) states of clip, clip_by_global_norm and scale.
+ClipState = ClipByGlobalNormState = ScaleState = EmptyState
+__all__ += [
+    "ClipByGlobalNormState", "ClipState", "ScaleState", "TransformInitFn",
+    "TransformUpdateExtraArgsFn", "TransformUpdateFn",
+]
+
+# sign-adam
 from jaxopt_notes.optimizers.adam import adamaxw  # noqa: E402
 from jaxopt_notes.optimizers.adam_variants import adabelief, adan, novograd, yogi  # noqa: E402
 from jaxopt_notes.optimizers.sign import lion, sign_sgd, signum  # noqa: E402
@@ -222,8 +231,7 @@ __all__ += [
     "scale_by_lion", "scale_by_novograd", "scale_by_sign", "scale_by_yogi", "sign_sgd", "signum",
     "yogi",
 ]
-# [sign-adam] end
-# [layerwise-factored] begin
+# layerwise-factored
 from jaxopt_notes.optimizers.factored import adafactor, sm3  # noqa: E402
 from jaxopt_notes.optimizers.layerwise import fromage, lamb, lars  # noqa: E402
 from jaxopt_notes.transforms.clipping import AdaptiveGradClipState, adaptive_grad_clip, clip_by_block_rms  # noqa: E402
@@ -241,8 +249,7 @@ __all__ += [
     "scale_by_factored_rms", "scale_by_param_block_norm", "scale_by_param_block_rms",
     "scale_by_sm3", "scale_by_trust_ratio", "sm3",
 ]
-# [layerwise-factored] end
-# [lbfgs-linesearch] begin
+# lbfgs-linesearch
 from jaxopt_notes.optimizers.lbfgs import lbfgs  # noqa: E402
 from jaxopt_notes.transforms.lbfgs import ScaleByLBFGSState, scale_by_lbfgs  # noqa: E402
 from jaxopt_notes.transforms.linesearch import (  # noqa: E402
@@ -260,8 +267,7 @@ __all__ += [
     "ScaleByZoomLinesearchState", "ZoomLinesearchInfo", "lbfgs", "scale_by_backtracking_linesearch",
     "scale_by_lbfgs", "scale_by_zoom_linesearch", "value_and_grad_from_state",
 ]
-# [lbfgs-linesearch] end
-# [stepsize-optimistic] begin
+# stepsize-optimistic
 from jaxopt_notes.optimizers.optimistic import optimistic_adam, optimistic_adam_v2, optimistic_gradient_descent  # noqa: E402
 from jaxopt_notes.optimizers.polyak import polyak_sgd  # noqa: E402
 from jaxopt_notes.optimizers.rprop import rprop  # noqa: E402
@@ -285,8 +291,7 @@ __all__ += [
     "noisy_sgd", "optimistic_adam", "optimistic_adam_v2", "optimistic_gradient_descent",
     "polyak_sgd", "rprop",
 ]
-# [stepsize-optimistic] end
-# [gradient-ops-wrappers] begin
+# gradient-ops-wrappers
 from jaxopt_notes.transforms.gradient_ops import (  # noqa: E402
     NonNegativeParamsState,
     ZeroNansState,
@@ -326,8 +331,7 @@ __all__ += [
     "per_example_global_norm_clip", "per_example_layer_norm_clip", "reshape_batch_axis",
     "scale_gradient", "snapshot", "zero_nans",
 ]
-# [gradient-ops-wrappers] end
-# [tree-numerics-projections] begin
+# tree-numerics-projections
 from jaxopt_notes.core import projections  # noqa: E402
 from jaxopt_notes.core.numerics import (  # noqa: E402
     incremental_update,
@@ -369,4 +373,3 @@ __all__ += [
     "projection_vector", "projections", "safe_norm", "safe_root_mean_squares", "second_order",
     "warmup_constant_schedule",
 ]
-# [tree-numerics-projections] end
