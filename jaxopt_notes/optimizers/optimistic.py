@@ -113,7 +113,7 @@ def optimistic_adam(
     [-0.1, 0.1]
   """
   warnings.warn(
-      "`optimistic_adam` is deprecated (as in optax); use `optimistic_adam_v2`.",
+      "`optimistic_adam` is deprecated (as in optax); use `optimistic_adam_v2` instead.",
       DeprecationWarning, stacklevel=2,
   )
   if callable(learning_rate):
