@@ -152,6 +152,10 @@ OPTIMIZERS = {
     "optimistic_adam_v2": Entry(lambda: jn.optimistic_adam_v2(0.1), lambda: optax.optimistic_adam_v2(0.1)),
     # The same key as optax's, so the same noise: compared with optax, never with 0.
     "noisy_sgd": Entry(lambda: jn.noisy_sgd(0.1, key=0), lambda: optax.noisy_sgd(0.1, key=0), noise=True),
+    # Without its line search (which needs value_fn=): the two-loop direction and a fixed step.
+    # Its first step divides by the norm of the whole gradient, so one NaN or Inf reaches every leaf.
+    "lbfgs": Entry(lambda: jn.lbfgs(0.1, linesearch=None), lambda: optax.lbfgs(0.1, linesearch=None),
+                   nan_update="tree", inf_update="tree"),
 }
 
 # Wrappers and composites around them.

@@ -612,8 +612,9 @@ def test_non_finite_gradient_behaviour_is_optax_and_documented(name, bad):
   keeps = _stateful(state) if entry.keeps_non_finite is None else entry.keeps_non_finite
   if keeps:
     # The coordinate's moments keep the NaN/Inf for ever (a factored moment
-    # has no coordinate of its own: then some leaf of the state holds it).
-    shaped = [x[0, 1] for x in _float_leaves(state) if x.shape == (2, 3)]
+    # has no coordinate of its own: then some leaf of the state holds it; a
+    # memory of past steps, as L-BFGS's, holds it along a leading axis).
+    shaped = [x[..., 0, 1] for x in _float_leaves(state) if x.shape[-2:] == (2, 3)]
     held = shaped or _float_leaves(state)
     assert not all(np.isfinite(x).all() for x in held)
     if scope == "none":

@@ -127,6 +127,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> ba
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG + " L-BFGS remembers parameter differences.")
     combine.check_updates_match_params(updates, params)
+    tree_lib.check_tree_like(updates, state.updates, ("updates", "state.updates"))
     oldest = state.count % memory_size  # once slot (count - 1) holds the newest pair
     slot = (state.count - 1) % memory_size
     dw = jax.tree.map(lambda a, b: a - b, params, state.params)
