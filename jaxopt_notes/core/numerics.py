@@ -9,7 +9,7 @@ r"""Numerics the optimizers lean on: safe norms, parameter averages, matrix powe
 * :func:`power_iteration` (the largest eigenvalue: notes 002's curvature
   ``lambda_max`` that caps gradient descent's step) and
   :func:`matrix_inverse_pth_root` (``A^{-1/p}``, the preconditioner of
-  Shampoo-type second-order methods, notes 003);
+  Shampoo-type second-order methods, notes 002);
 * :func:`multi_normal`, a diagonal Gaussian parameterised by its log-scale.
 
 Same names, signatures and numbers as optax 0.2.8's ``optax.safe_norm``,
@@ -290,7 +290,7 @@ def matrix_inverse_pth_root(
   more than 20%, keeping the previous :math:`H`); then :math:`H \approx
   \hat A^{-1/p}`. The preconditioner of Shampoo (Gupta, Koren & Singer,
   2018, arXiv:1802.09568; Anil et al., 2020, arXiv:2002.09018), a
-  second-order method of notes 003. Higham, *Functions of Matrices*, SIAM
+  second-order method of notes 002. Higham, *Functions of Matrices*, SIAM
   2008, eq. 7.18. The iteration runs in float32, as optax's.
 
   Same as ``optax.matrix_inverse_pth_root`` for ``p`` in 1, 2, 4, 8 (same

@@ -157,7 +157,7 @@ def hvp(loss: Callable[..., jax.Array], v: jax.Array, params: Any, inputs: Any, 
   (Pearlmutter, "Fast exact multiplication by the Hessian", Neural
   Computation 1994). The curvature along ``v`` that notes 002's step bound
   ``eps < 2 g'g / g'Hg`` reads, and the building block of Newton-type
-  methods (notes 003) too large for :func:`newton`'s dense Hessian. ``v`` is
+  methods (notes 002) too large for :func:`newton`'s dense Hessian. ``v`` is
   a flat vector (``ravel_pytree`` order of ``params``); the result is shaped
   like ``params``. Same as ``optax.second_order.hvp`` (which warns that it
   is deprecated; this one does not).
@@ -186,7 +186,7 @@ def hessian_diag(loss: Callable[..., jax.Array], params: Any, inputs: Any, targe
 
   Exact, at the cost of ``n`` Hessian-vector products (:func:`hvp`, run
   under ``vmap``), so for small models: the per-coordinate curvature a
-  diagonal Newton step (notes 003) divides by. Flat, in ``ravel_pytree``
+  diagonal Newton step (notes 002) divides by. Flat, in ``ravel_pytree``
   order. Becker & LeCun, "Improving the convergence of back-propagation
   learning with second order methods", 1988 (the diagonal approximation).
   Same as ``optax.second_order.hessian_diag``.
