@@ -46,7 +46,7 @@ def _optimizers(lib):
       "adafactor": lambda: lib.adafactor(1e-3),
       "sm3": lambda: lib.sm3(1e-3),
       "rprop": lambda: lib.rprop(1e-3),
-      "noisy_sgd": lambda: lib.noisy_sgd(1e-3),
+      "noisy_sgd": lambda: lib.noisy_sgd(1e-3, key=0),
       "optimistic_gradient_descent": lambda: lib.optimistic_gradient_descent(1e-3),
       "optimistic_adam": lambda: lib.optimistic_adam(1e-3),
       "optimistic_adam_v2": lambda: lib.optimistic_adam_v2(1e-3),
