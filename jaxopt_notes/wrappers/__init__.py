@@ -2,7 +2,10 @@
 
 ``hyperparams`` (``inject_hyperparams``), ``accumulation`` (``MultiSteps``),
 ``param_groups`` (``partition``, ``freeze``, ``multi_transform``),
-``finite`` (``apply_if_finite``), ``flatten`` and ``lookahead``.
+``finite`` (``apply_if_finite``), ``flatten``, ``lookahead``, ``periodic``
+(``apply_every``), ``conditional`` (``conditionally_mask``/``_transform``),
+``monitoring`` (``monitor``, ``snapshot``, ``measure_with_ema``) and
+``microbatching`` (``microbatch``, ``micro_vmap``, ``micro_grad``).
 
 May import: :mod:`jaxopt_notes.core`, :mod:`jaxopt_notes.transforms`,
 :mod:`jaxopt_notes.schedules`, :mod:`jaxopt_notes.kernels`.
