@@ -373,3 +373,12 @@ __all__ += [
     "projection_vector", "projections", "safe_norm", "safe_root_mean_squares", "second_order",
     "warmup_constant_schedule",
 ]
+
+# The namespaces above are modules defined in the layers; registering them under their short
+# paths makes `import jaxopt_notes.tree` and `from jaxopt_notes.projections import ...` work too.
+import sys as _sys  # noqa: E402
+
+for _alias, _module in (("tree", tree), ("projections", projections), ("second_order", second_order),
+                        ("microbatching", microbatching), ("sharding", sharding)):
+  _sys.modules.setdefault(f"{__name__}.{_alias}", _module)
+del _alias, _module

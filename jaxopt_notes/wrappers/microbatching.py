@@ -47,7 +47,7 @@ TreeFn = Callable[[Any], Any]
 
 @dataclasses.dataclass(frozen=True)
 class Accumulator:
-  """How the per-microbatch results ``x_0 .. x_{n-1}`` of a function combine into one.
+  """How the per-microbatch results ``x_0``, ..., ``x_{n-1}`` of a function combine into one.
 
   The loop it stands for is::
 
