@@ -41,6 +41,7 @@ autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "none"  # the signatures stay readable; the docstrings say the types
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+napoleon_use_ivar = True  # NamedTuple fields are documented once, by :members:
 add_module_names = False
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]

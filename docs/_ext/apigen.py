@@ -89,9 +89,19 @@ def _gaps(namespace_path, names):
 
 
 def _entries(namespace_path, names):
-  """autosummary for callables and classes; py:data with its description for values."""
+  """autosummary for callables and classes; py:data with its description for values.
+
+  A submodule's name that is the same object as a top-level one is documented once, at the
+  top level, and linked from the submodule's page.
+  """
+  import jaxopt_notes
+
   ns = _namespace(namespace_path)
   documented = [n for n in names if not inspect.ismodule(getattr(ns, n))]
+  flat = []
+  if namespace_path != "jaxopt_notes":
+    flat = [n for n in documented if getattr(jaxopt_notes, n, None) is getattr(ns, n)]
+    documented = [n for n in documented if n not in flat]
   listed = [n for n in documented if f"{namespace_path}.{n}" not in DESCRIBED]
   values = [n for n in documented if f"{namespace_path}.{n}" in DESCRIBED]
   lines = [f".. currentmodule:: {namespace_path}", ""]
@@ -100,6 +110,9 @@ def _entries(namespace_path, names):
     lines += [f"   {n}" for n in listed] + [""]
   for n in values:
     lines += [f".. py:data:: {n}", "", f"   {DESCRIBED[f'{namespace_path}.{n}']}", ""]
+  if flat:
+    lines += ["Also here, documented at the top level:", ""]
+    lines += [f"- :obj:`{n} <jaxopt_notes.{n}>`" for n in flat] + [""]
   return lines
 
 

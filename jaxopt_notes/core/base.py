@@ -71,6 +71,18 @@ class GradientTransformation(NamedTuple):
     init: builds the state from the parameters (same pytree structure).
     update: maps ``(updates, state, params=None)`` to ``(new_updates,
       new_state)``. Both functions are side-effect free and jit-safe.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> def halve(updates, state, params=None):
+    ...   return jax.tree.map(lambda g: g / 2, updates), state
+    >>> tx = jn.GradientTransformation(jn.init_empty_state, halve)
+    >>> updates, state = tx.update({"w": jnp.array([2.0, -6.0])}, tx.init({"w": jnp.zeros(2)}))
+    >>> print(updates["w"])
+    [ 1. -3.]
+    >>> init, update = tx  # a NamedTuple: it unpacks as the pair
   """
 
   init: TransformInitFn
@@ -111,7 +123,14 @@ class EmptyState(NamedTuple):
 
 
 def init_empty_state(params: Params) -> EmptyState:
-  """``init`` for transforms that keep no state."""
+  """``init`` for transforms that keep no state.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> jn.init_empty_state({"w": jnp.ones(3)})  # no leaves: nothing to store or shard
+    EmptyState()
+  """
   del params
   return EmptyState()
 
@@ -147,7 +166,17 @@ def as_transform(tx: Any, name: str = "transform") -> GradientTransformation:
 def with_extra_args_support(
     tx: GradientTransformation,
 ) -> GradientTransformationExtraArgs:
-  """Wraps ``tx`` so that its ``update`` tolerates extra keyword arguments."""
+  """Wraps ``tx`` so that its ``update`` tolerates extra keyword arguments.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.with_extra_args_support(jn.scale(2.0))
+    >>> params = {"w": jnp.ones(2)}
+    >>> updates, _ = tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params, value=0.5)
+    >>> print(updates["w"])  # `value=` was dropped on the way to scale's update
+    [ 2. -2.]
+  """
   tx = as_transform(tx, "tx")
   if _accepts_extra_args(tx):
     return GradientTransformationExtraArgs(tx.init, tx.update)
@@ -160,7 +189,16 @@ def with_extra_args_support(
 
 
 def identity() -> GradientTransformation:
-  """Returns the updates unchanged: ``u <- g``. Same as ``optax.identity``."""
+  """Returns the updates unchanged: ``u <- g``. Same as ``optax.identity``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.identity()
+    >>> updates, _ = tx.update({"w": jnp.array([1.0, -2.0])}, tx.init({"w": jnp.zeros(2)}))
+    >>> print(updates["w"])
+    [ 1. -2.]
+  """
 
   def update_fn(updates, state, params=None):
     del params
@@ -173,6 +211,14 @@ def set_to_zero() -> GradientTransformation:
   """Replaces every update by zeros: ``u <- 0`` (frozen parameters).
 
   Same as ``optax.set_to_zero``; combine with ``masked`` to freeze a subtree.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.set_to_zero()
+    >>> updates, _ = tx.update({"w": jnp.array([1.0, -2.0])}, tx.init({"w": jnp.zeros(2)}))
+    >>> print(updates["w"])
+    [0. 0.]
   """
 
   def update_fn(updates, state, params=None):
@@ -189,6 +235,15 @@ def stateless(
 
   Args:
     f: called as ``f(updates, params)``; ``params`` may be ``None``.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> unit = jn.stateless(lambda u, p: jax.tree.map(lambda g: g / jn.global_norm(u), u))
+    >>> updates, _ = unit.update({"a": jnp.array([3.0]), "b": jnp.array([4.0])}, unit.init(None))
+    >>> print(updates["a"], updates["b"])  # the whole tree scaled to norm 1
+    [0.6] [0.8]
   """
   if not callable(f):
     raise TypeError(f"`f` must be callable as f(updates, params); got {f!r}")
@@ -208,6 +263,16 @@ def stateless_with_tree_map(
   Args:
     f: called per leaf as ``f(update, param)``; ``param`` is ``None`` when the
       caller passes no params.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.stateless_with_tree_map(lambda g, p: g + 0.1 * p)  # L2 decay, leaf by leaf
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> updates, _ = tx.update({"w": jnp.ones(2)}, tx.init(params), params)
+    >>> print(np.asarray(updates["w"]).round(4))
+    [1.1 0.8]
   """
   if not callable(f):
     raise TypeError(f"`f` must be callable as f(update, param); got {f!r}")

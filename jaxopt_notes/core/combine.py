@@ -57,6 +57,19 @@ def chain(*transforms: base.GradientTransformation) -> base.GradientTransformati
 
   Args:
     *transforms: ``GradientTransformation``\ s (ours or optax's).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.chain(jn.clip(1.0), jn.scale_by_learning_rate(0.1))
+    >>> params = {"w": jnp.zeros(3)}
+    >>> state = tx.init(params)
+    >>> len(state)  # one entry per transform
+    2
+    >>> updates, state = tx.update({"w": jnp.array([0.5, -3.0, 2.0])}, state, params)
+    >>> print(np.asarray(updates["w"]).round(4))
+    [-0.05  0.1  -0.1 ]
   """
   txs = [
       base.with_extra_args_support(base.as_transform(t, f"transforms[{i}]"))
@@ -96,6 +109,19 @@ def named_chain(
 
   Raises:
     ValueError: when two transforms share a name.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.named_chain(("clip", jn.clip_by_global_norm(1.0)), ("sgd", jn.sgd(0.1)))
+    >>> params = {"w": jnp.zeros(2)}
+    >>> state = tx.init(params)
+    >>> list(state)
+    ['clip', 'sgd']
+    >>> updates, state = tx.update({"w": jnp.array([3.0, 4.0])}, state, params)
+    >>> print(np.asarray(updates["w"]).round(4))
+    [-0.06 -0.08]
   """
   pairs = []
   for i, item in enumerate(named):

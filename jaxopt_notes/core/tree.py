@@ -211,6 +211,12 @@ def safe_increment(count: jax.typing.ArrayLike) -> jax.Array:
   An int32 step counter that wraps to ``-2^31`` would turn ``beta**count`` in
   bias correction into an overflow; saturating keeps the last value instead.
   Same numbers as ``optax.safe_increment``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> jn.safe_increment(jnp.array(3)), jn.safe_increment(jnp.array(2**31 - 1, jnp.int32))
+    (Array(4, dtype=int32), Array(2147483647, dtype=int32))
   """
   count = jnp.asarray(count)
   if jnp.issubdtype(count.dtype, jnp.integer):
@@ -248,6 +254,14 @@ def placed_like(x: Any, value: jax.Array) -> jax.Array:
   zeros (unlike ``0 * x``), and it compiles to nothing. On a mesh with
   explicit axes (``jax.make_mesh``'s default) the sharding is part of the
   tracer's type and ``value`` is resharded to it.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> x = jnp.ones(3)
+    >>> jax.jit(lambda p: jn.placed_like(p, jnp.zeros_like(p)))(x).sharding == x.sharding
+    True
   """
   if not isinstance(x, jax.core.Tracer) or jax.sharding.get_abstract_mesh().manual_axes:
     # Eager arrays need nothing here. Inside a partially manual shard_map
@@ -268,12 +282,25 @@ def tree_zeros_like(tree: Any, dtype: Optional[Any] = None) -> Any:
   ``jit`` (see :func:`placed_like`), so optimizer moments are split over a
   mesh exactly like the params they track (``optax.tree.zeros_like`` loses
   it under ``jit`` on an auto-axes mesh).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> jn.tree_zeros_like({"w": jnp.ones(2), "b": jnp.ones(())}, jnp.int32)
+    {'b': Array(0, dtype=int32), 'w': Array([0, 0], dtype=int32)}
   """
   return tree_full_like(tree, 0, dtype)
 
 
 def tree_ones_like(tree: Any, dtype: Optional[Any] = None) -> Any:
-  """Ones shaped like every leaf of ``tree`` (``dtype`` overrides), placed alike."""
+  """Ones shaped like every leaf of ``tree`` (``dtype`` overrides), placed alike.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> jn.tree_ones_like({"w": jnp.zeros(2)})
+    {'w': Array([1., 1.], dtype=float32)}
+  """
   return tree_full_like(tree, 1, dtype)
 
 
@@ -283,6 +310,12 @@ def tree_full_like(
   """``fill_value`` shaped and sharded like every leaf of ``tree``.
 
   The sharding follows each leaf under ``jit`` too (see :func:`placed_like`).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> jn.tree_full_like({"w": jnp.zeros(2)}, 0.5)  # AdaGrad's starting sum, for one
+    {'w': Array([0.5, 0.5], dtype=float32)}
   """
   check_params_tree(tree)
   return jax.tree.map(
@@ -291,7 +324,14 @@ def tree_full_like(
 
 
 def tree_cast(tree: Any, dtype: Optional[Any]) -> Any:
-  """Casts every leaf to ``dtype``; ``dtype=None`` leaves the tree as it is."""
+  """Casts every leaf to ``dtype``; ``dtype=None`` leaves the tree as it is.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> jn.tree_cast({"w": jnp.ones(2)}, jnp.bfloat16)
+    {'w': Array([1, 1], dtype=bfloat16)}
+  """
   if dtype is None:
     return tree
   return jax.tree.map(lambda t: t.astype(dtype), tree)
@@ -323,8 +363,16 @@ def tree_update_moment(
 
   .. math:: m_t = \beta\, m_{t-1} + (1 - \beta)\, g_t^{k}
 
-  The notes' ``V_t = beta V_{t-1} + (1 - beta) theta_t`` (SEEDS.md 004) for
+  The notes' ``V_t = beta V_{t-1} + (1 - beta) theta_t`` (notes 004) for
   ``k = 1``, and RMSProp/Adam's second moment for ``k = 2``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> m = jn.tree_update_moment({"w": jnp.array([2.0])}, {"w": jnp.array([1.0])}, 0.9, 2)
+    >>> print(np.asarray(m["w"]).round(4))  # 0.9 * 1 + 0.1 * 2**2
+    [1.3]
   """
   return tree_map_checked(
       lambda g, t: None if g is None else (1 - decay) * (g**order) + decay * t,
@@ -338,6 +386,14 @@ def tree_update_moment_per_elem_norm(
   r"""Like :func:`tree_update_moment` with ``|g|^order`` (complex-safe).
 
   .. math:: m_t = \beta\, m_{t-1} + (1 - \beta)\, |g_t|^{k}
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> m = jn.tree_update_moment_per_elem_norm({"w": jnp.array([3 + 4j])}, {"w": jnp.zeros(1)}, 0.9, 2)
+    >>> print(np.asarray(m["w"]).round(4))  # 0.1 |3 + 4i|^2, real
+    [2.5]
   """
 
   def norm_power(g):
@@ -360,6 +416,14 @@ def tree_update_infinity_moment(
   r"""Exponentially weighted infinity norm (Adamax).
 
   .. math:: u_t = \max(\beta\, u_{t-1},\ |g_t| + \epsilon)
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> u = jn.tree_update_infinity_moment({"w": jnp.array([-3.0, 0.5])}, {"w": jnp.array([1.0, 2.0])}, 0.9, 0.0)
+    >>> print(np.asarray(u["w"]).round(4))
+    [3.  1.8]
   """
   return tree_map_checked(
       lambda g, t: None if g is None else jnp.maximum(jnp.abs(g) + eps, decay * t),
@@ -378,7 +442,7 @@ def bias_correction(
 
   .. math:: \hat m_t = \frac{m_t}{1 - \beta^{t}}
 
-  The notes' fix for an EMA whose first values are far too low (SEEDS.md 004,
+  The notes' fix for an EMA whose first values are far too low (notes 004,
   "Bias correction ``V_t / (1 - beta^t)``"; note 000's "full Adam"). ``count``
   is the number of updates folded into ``moment`` so far (1 after the first).
   Same numbers as ``optax.tree.bias_correction``.
@@ -387,6 +451,14 @@ def bias_correction(
     moment: pytree of moving averages.
     decay: the EMA's ``beta``.
     count: step number ``t >= 1`` (an integer array).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> m = {"w": jnp.array([0.1, -0.2])}  # an EMA one step from zero: 0.1 g
+    >>> print(np.asarray(jn.bias_correction(m, 0.9, jnp.array(1))["w"]).round(4))
+    [ 1. -2.]
   """
   correction = bias_correction_factor(decay, count)
   return jax.tree.map(lambda t: t / correction.astype(t.dtype), moment)
@@ -410,6 +482,12 @@ def global_norm(tree: Any) -> jax.Array:
 
   Same numbers as ``optax.tree.norm(tree)`` (and the deprecated
   ``optax.global_norm``); complex leaves count ``|x|^2``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> float(jn.global_norm({"a": jnp.array([3.0]), "b": jnp.array([[4.0]])}))
+    5.0
   """
   squares = jax.tree.map(lambda x: jnp.sum(jnp.square(x.real) + jnp.square(x.imag)), tree)
   total = jax.tree.reduce(lambda a, b: a + b, squares, initializer=0)
@@ -421,6 +499,12 @@ def apply_updates(params: Any, updates: Any) -> Any:
 
   A bfloat16 param updated by a float32 step stays bfloat16; ``None`` params
   stay ``None``. Same as ``optax.apply_updates``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> jn.apply_updates({"w": jnp.ones(2, jnp.bfloat16)}, {"w": jnp.array([0.5, -0.25])})
+    {'w': Array([1.5, 0.75], dtype=bfloat16)}
   """
   return tree_map_checked(
       lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),

@@ -30,7 +30,22 @@ def adadelta(
   its updates point up the gradient and the loss climbs (optax 0.2.8). Here
   ``learning_rate=None`` means ``eta = 1`` with the sign flipped, which is
   Zeiler's algorithm and descends. With a learning rate given, the numbers
-  equal optax's.
+  equal optax's. Defaults ``rho=0.9``, ``eps=1e-6``, no weight decay (Zeiler, 2012).
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.adadelta()
+    >>> grad = jax.grad(lambda p: jnp.sum(p["w"] ** 2))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(grad(params), state, params)
+    ...   params = jn.apply_updates(params, updates)
+    >>> print(np.asarray(params["w"]).round(4))  # small first steps: the RMS of past steps starts at 0
+    [ 0.9903 -1.9903]
   """
   step = scaling.scale(-1.0) if learning_rate is None else scaling.scale_by_learning_rate(learning_rate)
   tx = combine.chain(

@@ -22,7 +22,23 @@ def adagrad(
 
   Notes 000 (``w -= lr * dw / (sqrt(g2) + 1e-7)``: pass ``eps_in_sqrt=False``)
   and 003. Chain: :func:`scale_by_rss` then ``scale_by_learning_rate``. Same as
-  ``optax.adagrad`` by default.
+  ``optax.adagrad`` by default. Defaults ``initial_accumulator_value=0.1``,
+  ``eps=1e-7`` (Duchi et al., 2011).
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.adagrad(0.1)
+    >>> grad = jax.grad(lambda p: jnp.sum(p["w"] ** 2))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(grad(params), state, params)
+    ...   params = jn.apply_updates(params, updates)
+    >>> print(np.asarray(params["w"]).round(4))
+    [ 0.7823 -1.7763]
   """
   lr_tx = descent_step(learning_rate)
   tx = combine.chain(

@@ -34,6 +34,21 @@ def adam(
   Notes 000/003/004; defaults b1 0.9, b2 0.999, eps 1e-8 as there.
   ``bias_correction=False`` is note 000's "almost Adam". Chain:
   :func:`scale_by_adam` then the step. Same as ``optax.adam``.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.adam(0.1)
+    >>> grad = jax.grad(lambda p: jnp.sum(p["w"] ** 2))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(grad(params), state, params)
+    ...   params = jn.apply_updates(params, updates)
+    >>> print(np.asarray(params["w"]).round(4))  # about lr per step whatever the gradient's size
+    [ 0.7016 -1.7006]
   """
   return _adam_chain(
       learning_rate, None, None, b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype,
@@ -61,7 +76,18 @@ def adamw(
 
   The decay is added after Adam's scaling, so it is not divided by
   ``sqrt(v)`` (notes 001 name AdamW). Chain: :func:`scale_by_adam`,
-  :func:`add_decayed_weights`, the step. Same as ``optax.adamw``.
+  :func:`add_decayed_weights`, the step. Same as ``optax.adamw``. Defaults as
+  :func:`adam`, with ``weight_decay=1e-4`` on every leaf (``mask=None``).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.adamw(0.1, weight_decay=0.5)
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> updates, state = tx.update({"w": jnp.array([2.0, -1.0])}, tx.init(params), params)
+    >>> print(np.asarray(updates["w"]).round(4))  # -eta (sign(g) + lambda w) on the first step
+    [-0.15  0.2 ]
   """
   return _adam_chain(
       learning_rate, weight_decay, mask, b1=b1, b2=b2, eps=eps, eps_root=eps_root,
@@ -104,7 +130,22 @@ def nadam(
   .. math:: w_t = w_{t-1} - \eta\, \frac{\beta_1 \hat m_{t+1} + (1-\beta_1)\hat g_t}{\sqrt{\hat v_t} + \epsilon}
 
   Notes 000's Nesterov look-ahead applied to Adam's first moment. Same as
-  ``optax.nadam`` (``adam(..., nesterov=True)``).
+  ``optax.nadam`` (``adam(..., nesterov=True)``). Defaults as :func:`adam`.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.nadam(0.1)
+    >>> grad = jax.grad(lambda p: jnp.sum(p["w"] ** 2))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(grad(params), state, params)
+    ...   params = jn.apply_updates(params, updates)
+    >>> print(np.asarray(params["w"]).round(4))
+    [ 0.6406 -1.6343]
   """
   return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True, nu_dtype=nu_dtype)
 
@@ -123,7 +164,23 @@ def nadamw(
 ) -> base.GradientTransformationExtraArgs:
   r"""NAdamW: NAdam with decoupled weight decay; see :func:`nadam`, :func:`adamw`.
 
-  Same as ``optax.nadamw`` (``adamw(..., nesterov=True)``).
+  Same as ``optax.nadamw`` (``adamw(..., nesterov=True)``). Defaults as
+  :func:`adamw` (Dozat, 2016; Loshchilov & Hutter, 2019).
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.nadamw(0.1, weight_decay=0.5)
+    >>> grad = jax.grad(lambda p: jnp.sum(p["w"] ** 2))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(grad(params), state, params)
+    ...   params = jn.apply_updates(params, updates)
+    >>> print(np.asarray(params["w"]).round(4))
+    [ 0.523  -1.3734]
   """
   return adamw(
       learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask,
@@ -148,6 +205,22 @@ def radam(
      \ \text{else}\ w_{t-1} - \eta\, \hat m_t
 
   Notes 001 name RAdam. See :func:`scale_by_radam`. Same as ``optax.radam``.
+  Defaults as :func:`adam`, ``threshold=5`` (Liu et al., 2020).
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.radam(0.1)
+    >>> grad = jax.grad(lambda p: jnp.sum(p["w"] ** 2))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(grad(params), state, params)
+    ...   params = jn.apply_updates(params, updates)
+    >>> print(np.asarray(params["w"]).round(4))  # the first steps are momentum steps, scaled by g
+    [ 0.4623 -0.9246]
   """
   return combine.chain(
       adam_family.scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov),
@@ -171,7 +244,23 @@ def amsgrad(
 
   .. math:: w_t = w_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{\max_{s\le t} \hat v_s} + \epsilon}
 
-  See :func:`scale_by_amsgrad`. Same as ``optax.amsgrad``.
+  See :func:`scale_by_amsgrad`. Same as ``optax.amsgrad``. Defaults as
+  :func:`adam`, both moments bias-corrected (Reddi et al., 2018).
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.amsgrad(0.1)
+    >>> grad = jax.grad(lambda p: jnp.sum(p["w"] ** 2))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(grad(params), state, params)
+    ...   params = jn.apply_updates(params, updates)
+    >>> print(np.asarray(params["w"]).round(4))
+    [ 0.7158 -1.7079]
   """
   return combine.chain(
       adam_family.scale_by_amsgrad(
@@ -192,7 +281,23 @@ def adamax(
 
   .. math:: w_t = w_{t-1} - \eta\, \hat m_t / \max(\beta_2 u_{t-1}, |g_t| + \epsilon)
 
-  See :func:`scale_by_adamax`. Same as ``optax.adamax``.
+  See :func:`scale_by_adamax`. Same as ``optax.adamax``. Defaults ``b1=0.9``,
+  ``b2=0.999``, ``eps=1e-8`` (Kingma & Ba, 2015, sec. 7).
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.adamax(0.1)
+    >>> grad = jax.grad(lambda p: jnp.sum(p["w"] ** 2))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(grad(params), state, params)
+    ...   params = jn.apply_updates(params, updates)
+    >>> print(np.asarray(params["w"]).round(4))
+    [ 0.7155 -1.7076]
   """
   return combine.chain(
       adam_family.scale_by_adamax(b1, b2, eps),

@@ -28,7 +28,24 @@ def rmsprop(
 
   Notes 000/003/004. ``centered`` divides by the running standard deviation
   (:func:`scale_by_stddev`); ``momentum`` adds a :func:`trace` after the
-  learning rate, as optax does. Same as ``optax.rmsprop``.
+  learning rate, as optax does. Same as ``optax.rmsprop``. Defaults
+  ``decay=0.9``, ``eps=1e-8`` inside the root, not centred, no momentum
+  (Tieleman & Hinton, 2012).
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.rmsprop(0.1)
+    >>> grad = jax.grad(lambda p: jnp.sum(p["w"] ** 2))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(grad(params), state, params)
+    ...   params = jn.apply_updates(params, updates)
+    >>> print(np.asarray(params["w"]).round(4))
+    [ 0.3692 -1.3087]
   """
   validation.check_flags(centered=centered, nesterov=nesterov)
   if momentum is not None:

@@ -37,6 +37,21 @@ def sgd(
     nesterov: Nesterov momentum (default ``False``).
     accumulator_dtype: dtype of the momentum buffer.
     average_momentum: the EMA form of momentum (default ``False``).
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.sgd(0.1)
+    >>> grad = jax.grad(lambda p: jnp.sum(p["w"] ** 2))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(grad(params), state, params)
+    ...   params = jn.apply_updates(params, updates)
+    >>> print(np.asarray(params["w"]).round(4))  # each step multiplies w by 1 - 0.1 * 2
+    [ 0.512 -1.024]
   """
   # Checked even without momentum, where they would be silently ignored.
   validation.check_flags(nesterov=nesterov, average_momentum=average_momentum)

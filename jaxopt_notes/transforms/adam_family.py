@@ -151,6 +151,17 @@ def scale_by_adam(
     nu_dtype: dtype of the stored second moment (default: the params'); an
       addition over optax, e.g. float32 ``nu`` for bfloat16 params.
     bias_correction: divide the moments by ``1 - b^t`` (default ``True``).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale_by_adam()
+    >>> updates, state = tx.update({"w": jnp.array([2.0, -1.0])}, tx.init({"w": jnp.zeros(2)}))
+    >>> print(np.asarray(updates["w"]).round(4))  # the first step is sign(g)
+    [ 1. -1.]
+    >>> int(state.count)
+    1
   """
   mu_dtype, nu_dtype = check_moment_args(
       b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov=nesterov, bias_correction=bias_correction
@@ -208,6 +219,17 @@ def scale_by_amsgrad(
     bias_correction_nu: correct ``v`` by ``1 - b2^t`` before the max
       (default ``True``).
     nu_dtype: dtype of the stored ``nu`` and ``nu_max`` (default: the params').
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale_by_amsgrad()
+    >>> state = tx.init({"w": jnp.zeros(1)})
+    >>> for g in [10.0, 1.0]:
+    ...   updates, state = tx.update({"w": jnp.array([g])}, state)
+    >>> print(np.asarray(state.nu_max["w"]).round(2), np.asarray(updates["w"]).round(4))  # keeps 10**2
+    [100.] [0.5263]
   """
   mu_dtype, nu_dtype = check_moment_args(
       b1, b2, eps, eps_root, mu_dtype, nu_dtype,
@@ -258,6 +280,15 @@ def scale_by_adamax(
     b1: first-moment decay in ``[0, 1)`` (default 0.9).
     b2: decay of the running max in ``[0, 1)`` (default 0.999).
     eps: added to ``|g|`` (default 1e-8).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale_by_adamax()
+    >>> updates, state = tx.update({"w": jnp.array([2.0, -1.0])}, tx.init({"w": jnp.zeros(2)}))
+    >>> print(np.asarray(updates["w"]).round(4))  # m_hat / |g| on the first step
+    [ 1. -1.]
   """
   check_moment_args(b1, b2, eps)
   init_fn = _adam_state_init()
@@ -303,6 +334,19 @@ def scale_by_radam(
     eps_root: added under the root (default 0.0).
     threshold: the ``rho_t`` above which the adaptive step is used (default 5).
     nesterov: Nesterov's first moment, as in :func:`scale_by_adam`.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale_by_radam()
+    >>> state = tx.init({"w": jnp.zeros(1)})
+    >>> steps = []
+    >>> for _ in range(6):
+    ...   updates, state = tx.update({"w": jnp.array([2.0])}, state)
+    ...   steps.append(round(float(updates["w"][0]), 4))
+    >>> steps  # momentum m_hat = g until rho_t reaches 5 at step 6, then rectified
+    [2.0, 2.0, 2.0, 2.0, 2.0, 0.0255]
   """
   check_moment_args(b1, b2, eps, eps_root, nesterov=nesterov)
   validation.check_finite("threshold", threshold)

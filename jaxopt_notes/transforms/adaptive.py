@@ -73,6 +73,15 @@ def scale_by_rss(
     initial_accumulator_value: starting ``G`` (default 0.1), ``>= 0``.
     eps: stabiliser (default 1e-7), ``>= 0``.
     eps_in_sqrt: add ``eps`` under the root (default) or after it (note 000).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale_by_rss()
+    >>> updates, state = tx.update({"w": jnp.array([2.0, -1.0])}, tx.init({"w": jnp.zeros(2)}))
+    >>> print(np.asarray(updates["w"]).round(4))  # g / sqrt(0.1 + g^2)
+    [ 0.9877 -0.9535]
   """
   validation.check_non_negative("initial_accumulator_value", initial_accumulator_value)
   validation.check_non_negative("eps", eps)
@@ -140,6 +149,15 @@ def scale_by_rms(
     initial_scale: starting ``nu`` (default 0.0).
     eps_in_sqrt: ``eps`` inside the root (default ``True``).
     bias_correction: divide ``nu`` by ``1 - gamma^t`` (default ``False``).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale_by_rms()
+    >>> updates, state = tx.update({"w": jnp.array([2.0, -1.0])}, tx.init({"w": jnp.zeros(2)}))
+    >>> print(np.asarray(updates["w"]).round(4))  # g / sqrt(0.1 g^2) = sign(g) sqrt(10)
+    [ 3.1623 -3.1623]
   """
   _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
   inv_root = _inverse_root(eps, eps_in_sqrt)
@@ -210,6 +228,15 @@ def scale_by_stddev(
     initial_scale: starting ``nu`` (default 0.0).
     eps_in_sqrt: ``eps`` inside the root (default ``True``).
     bias_correction: divide both moments by ``1 - gamma^t`` (default ``False``).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale_by_stddev()
+    >>> updates, state = tx.update({"w": jnp.array([2.0, -1.0])}, tx.init({"w": jnp.zeros(2)}))
+    >>> print(np.asarray(updates["w"]).round(4))  # g / sqrt(0.1 g^2 - (0.1 g)^2)
+    [ 3.3333 -3.3333]
   """
   _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
   inv_root = _inverse_root(eps, eps_in_sqrt)
@@ -271,6 +298,15 @@ def scale_by_adadelta(
   Args:
     rho: ``gamma`` in ``[0, 1)`` (default 0.9).
     eps: stabiliser (default 1e-6).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale_by_adadelta()
+    >>> updates, state = tx.update({"w": jnp.array([2.0, -1.0])}, tx.init({"w": jnp.zeros(2)}))
+    >>> print(np.asarray(updates["w"]).round(4))  # sqrt(eps) / sqrt(0.1 g^2) g: H starts at 0
+    [ 0.0032 -0.0032]
   """
   validation.check_unit_interval("rho", rho)
   validation.check_non_negative("eps", eps)

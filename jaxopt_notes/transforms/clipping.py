@@ -25,12 +25,21 @@ def clip(max_delta: jax.typing.ArrayLike) -> base.GradientTransformation:
 
   .. math:: u_i = \min(\max(g_i, -\delta), \delta)
 
-  Notes 002 (SEEDS.md, "cliffs and exploding gradients"): a step taken on a
+  Notes 002 ("cliffs and exploding gradients"): a step taken on a
   cliff can throw the parameters far away; bounding it keeps them near.
   Stateless. Same as ``optax.clip``.
 
   Args:
     max_delta: ``delta >= 0``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.clip(1.0)
+    >>> updates, _ = tx.update({"w": jnp.array([0.5, -3.0, 2.0])}, tx.init({"w": jnp.zeros(3)}))
+    >>> print(np.asarray(updates["w"]).round(4))
+    [ 0.5 -1.   1. ]
   """
   validation.check_non_negative("max_delta", max_delta)
 
@@ -53,6 +62,15 @@ def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> base.GradientTransfor
 
   Args:
     max_norm: ``c > 0``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.clip_by_global_norm(1.0)
+    >>> updates, _ = tx.update({"a": jnp.array([3.0]), "b": jnp.array([4.0])}, tx.init(None))
+    >>> print(np.asarray(updates["a"]).round(4), np.asarray(updates["b"]).round(4))  # norm 5 -> 1
+    [0.6] [0.8]
   """
   # max_norm = 0 would turn a zero gradient into 0/0 = NaN.
   validation.check_positive("max_norm", max_norm)

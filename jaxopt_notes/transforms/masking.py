@@ -105,6 +105,16 @@ def masked(
     inner: the transform to apply.
     mask: a pytree of booleans with the structure of the params (or a prefix
       of it), or a function ``params -> such a pytree``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.masked(jn.add_decayed_weights(0.1), {"w": True, "b": False})  # no decay on the bias
+    >>> params = {"w": jnp.array([1.0, 2.0]), "b": jnp.array([1.0])}
+    >>> updates, _ = tx.update(jn.tree_zeros_like(params), tx.init(params), params)
+    >>> print(np.asarray(updates["w"]).round(4), np.asarray(updates["b"]).round(4))
+    [0.1 0.2] [0.]
   """
   inner = base.with_extra_args_support(base.as_transform(inner, "inner"))
   is_fn = _is_callable_mask(mask)

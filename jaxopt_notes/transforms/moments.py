@@ -41,7 +41,7 @@ def ema(
      v_t = \beta\, v_{t-1} + (1 - \beta)\, g_t, \qquad
      u_t = \frac{v_t}{1 - \beta^{t}} \ \text{(debias)} \ \text{or}\ v_t
 
-  Notes 004 (SEEDS.md): ``V_t = beta V_{t-1} + (1 - beta) theta_t`` averages
+  Notes 004: ``V_t = beta V_{t-1} + (1 - beta) theta_t`` averages
   roughly the last ``1 / (1 - beta)`` values (0.9: 10, 0.98: 50, 0.5: 2), and
   ``V_t / (1 - beta^t)`` fixes its low early estimates. Same state and numbers
   as ``optax.ema``.
@@ -50,6 +50,17 @@ def ema(
     decay: ``beta`` in ``[0, 1)``.
     debias: divide by ``1 - beta^t`` (default ``True``).
     accumulator_dtype: dtype of the stored average (default: the params').
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.ema(0.9)
+    >>> state = tx.init({"w": jnp.zeros(1)})
+    >>> for g in [1.0, 3.0]:
+    ...   updates, state = tx.update({"w": jnp.array([g])}, state)
+    >>> print(np.asarray(state.ema["w"]).round(4), np.asarray(updates["w"]).round(4))  # 0.39 / (1 - 0.81)
+    [0.39] [2.0526]
   """
   validation.check_unit_interval("decay", decay)
   validation.check_flags(debias=debias)
@@ -94,7 +105,7 @@ def trace(
      v_t = \beta\, v_{t-1} + g_t, \qquad
      u_t = v_t \ \text{or, with Nesterov,}\ u_t = g_t + \beta\, v_t
 
-  Notes 000/003 (SEEDS.md): SGD+Momentum ``v = rho v + dw; w -= lr v`` with
+  Notes 000/003: SGD+Momentum ``v = rho v + dw; w -= lr v`` with
   ``rho`` 0.9 or 0.99. Nesterov's look-ahead ``grad(x + rho v)`` becomes, after
   the notes' change of variables ``x~ = x + rho v``, the update
   ``g + rho v_t`` on the shifted iterate, which is what ``nesterov=True``
@@ -114,6 +125,19 @@ def trace(
     nesterov: return the Nesterov look-ahead update (default ``False``).
     accumulator_dtype: dtype of the stored buffer (default: the params').
     average: damp the incoming gradient by ``1 - beta`` (default ``False``).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> for nesterov in [False, True]:
+    ...   tx = jn.trace(0.9, nesterov=nesterov)
+    ...   state = tx.init({"w": jnp.zeros(1)})
+    ...   for _ in range(2):
+    ...     updates, state = tx.update({"w": jnp.ones(1)}, state)
+    ...   print(np.asarray(updates["w"]).round(4))  # v_2 = 1 + 0.9, then 1 + 0.9 v_2
+    [1.9]
+    [2.71]
   """
   validation.check_flags(nesterov=nesterov, average=average)
   validation.check_unit_interval("decay", decay, closed_right=not average)

@@ -36,10 +36,20 @@ def _checked_empty_init(params) -> base.EmptyState:
 def scale(step_size: jax.typing.ArrayLike) -> base.GradientTransformation:
   r"""Multiplies every update by a constant: :math:`u = s\, g`.
 
-  Stateless. Same as ``optax.scale``.
+  Stateless. Same as ``optax.scale``. Notes 000's step ``w -= lr * dw`` is
+  ``scale(-lr)``.
 
   Args:
     step_size: the scalar ``s``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale(-0.5)
+    >>> updates, _ = tx.update({"w": jnp.array([1.0, -2.0])}, tx.init({"w": jnp.zeros(2)}))
+    >>> print(np.asarray(updates["w"]).round(4))
+    [-0.5  1. ]
   """
   validation.check_learning_rate(step_size, "step_size")
   if callable(step_size):
@@ -63,11 +73,23 @@ def scale_by_schedule(step_size_fn: base.Schedule) -> base.GradientTransformatio
   r"""Multiplies the updates by a schedule of the step: :math:`u_t = s(t)\, g_t`.
 
   ``t`` starts at 0 for the first update, so ``s(0)`` scales the first step
-  (the notes' decay formulas, SEEDS.md 004, are schedules of this kind). The
+  (the notes' decay formulas, notes 004, are schedules of this kind). The
   factor is cast to each update's dtype. Same as ``optax.scale_by_schedule``.
 
   Args:
     step_size_fn: ``step -> factor``, jit-safe.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale_by_schedule(lambda count: 0.5**count)
+    >>> state = tx.init({"w": jnp.zeros(1)})
+    >>> factors = []
+    >>> for _ in range(3):
+    ...   updates, state = tx.update({"w": jnp.ones(1)}, state)
+    ...   factors.append(float(updates["w"][0]))
+    >>> factors  # s(0), s(1), s(2)
+    [1.0, 0.5, 0.25]
   """
   validation.check_callable("step_size_fn", step_size_fn)
 
@@ -99,6 +121,18 @@ def scale_by_learning_rate(
   Args:
     learning_rate: ``eta`` as a float or a schedule, or ``None``.
     flip_sign: negate, so that ``apply_updates`` descends (default ``True``).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.scale_by_learning_rate(lambda count: 0.1 / (1 + count))  # note 004's 1 / (1 + t) decay
+    >>> state = tx.init({"w": jnp.zeros(1)})
+    >>> steps = []
+    >>> for _ in range(3):
+    ...   updates, state = tx.update({"w": jnp.ones(1)}, state)
+    ...   steps.append(round(float(updates["w"][0]), 4))
+    >>> steps
+    [-0.1, -0.05, -0.0333]
   """
   validation.check_flags(flip_sign=flip_sign)
   if learning_rate is None:
