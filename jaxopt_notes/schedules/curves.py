@@ -77,6 +77,12 @@ def constant_schedule(value: ArrayLike) -> Schedule:
   converted to an array). Difference: a callable ``value`` raises
   ``TypeError`` (optax would hand back the function itself as the value).
   Reference: optax documentation, "Schedules".
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.constant_schedule(0.1)
+    >>> [float(sched(t)) for t in (0, 10, 1000)]
+    [0.1, 0.1, 0.1]
   """
   if callable(value):
     raise TypeError(
@@ -106,6 +112,12 @@ def polynomial_schedule(
   raise ``ValueError`` here. Under ``jit`` optax returns NaN from step
   :math:`B + T` on when :math:`P` is not an integer; here the base is clamped
   at 0, which changes no eager value. Reference: Keras ``PolynomialDecay``.
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.polynomial_schedule(1.0, 0.0, power=2, transition_steps=10, transition_begin=5)
+    >>> [round(float(sched(t)), 4) for t in (0, 5, 10, 15, 20)]
+    [1.0, 1.0, 0.25, 0.0, 0.0]
   """
   _check_values(init_value=init_value, end_value=end_value, power=power)
   validation.check_steps("transition_steps", transition_steps)
@@ -134,6 +146,12 @@ def linear_schedule(
   Source: ``optax.linear_schedule`` (``transition_begin=0``); the errors of
   :func:`polynomial_schedule` replace optax's logged fallbacks. Reference:
   Goyal et al., "Accurate, Large Minibatch SGD", 2017 (linear warm-up).
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.linear_schedule(0.0, 1.0, transition_steps=4)
+    >>> [round(float(sched(t)), 4) for t in (0, 1, 2, 4, 10)]
+    [0.0, 0.25, 0.5, 1.0, 1.0]
   """
   return polynomial_schedule(
       init_value, end_value, 1, transition_steps, transition_begin
@@ -154,6 +172,12 @@ def piecewise_constant_schedule(
   strictly increasing (out of order is usually a typo), else ``ValueError``.
   Scales must be non-negative, as in optax. Reference: He et al., "Deep
   Residual Learning", CVPR 2016 (rate / 10 at fixed iterations).
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.piecewise_constant_schedule(1.0, {3: 0.1, 6: 0.5})
+    >>> [round(float(sched(t)), 4) for t in (0, 2, 3, 5, 6, 9)]
+    [1.0, 1.0, 0.1, 0.1, 0.05, 0.05]
   """
   _check_values(init_value=init_value)
   if boundaries_and_scales is None:
@@ -210,6 +234,15 @@ def exponential_decay(
   and uses 0; here these, and a negative ``decay_rate``, raise ``ValueError``.
   A traced ``decay_rate`` is accepted (optax needs a concrete one).
   Reference: Keras ``ExponentialDecay``; lecture note 004.
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> smooth = jn.exponential_decay(1.0, transition_steps=10, decay_rate=0.5)
+    >>> [round(float(smooth(t)), 4) for t in (0, 5, 10, 20)]
+    [1.0, 0.7071, 0.5, 0.25]
+    >>> stairs = jn.exponential_decay(1.0, 10, 0.5, staircase=True, end_value=0.3)
+    >>> [round(float(stairs(t)), 4) for t in (0, 5, 10, 20)]
+    [1.0, 1.0, 0.5, 0.3]
   """
   _check_values(init_value=init_value, end_value=end_value)
   validation.check_steps("transition_steps", transition_steps)
@@ -248,6 +281,12 @@ def cosine_decay_schedule(
   ``decay_steps <= 0`` raises ``ValueError`` here and in optax.
   Reference: Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with
   Warm Restarts", ICLR 2017.
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.cosine_decay_schedule(1.0, decay_steps=10, alpha=0.1)
+    >>> [round(float(sched(t)), 4) for t in (0, 5, 10, 20)]
+    [1.0, 0.55, 0.1, 0.1]
   """
   _check_values(init_value=init_value, alpha=alpha, exponent=exponent)
   validation.check_steps("decay_steps", decay_steps)
@@ -292,6 +331,12 @@ def warmup_cosine_decay_schedule(
   ``decay_steps`` of its inner cosine; here the message names both. A traced
   ``peak_value`` is accepted. Reference: Goyal et al., 2017 (warm-up);
   Loshchilov & Hutter, ICLR 2017 (cosine).
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=2, decay_steps=12, end_value=0.1)
+    >>> [round(float(sched(t)), 4) for t in (0, 1, 2, 7, 12, 20)]
+    [0.0, 0.5, 1.0, 0.55, 0.1, 0.1]
   """
   _check_values(init_value=init_value, peak_value=peak_value, end_value=end_value,
                 exponent=exponent)
@@ -334,6 +379,12 @@ def warmup_exponential_decay_schedule(
   warm-up. Source: ``optax.warmup_exponential_decay_schedule``, same numbers;
   the errors of :func:`exponential_decay` replace optax's logged constant
   fallbacks. Reference: Goyal et al., 2017; Keras ``ExponentialDecay``.
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.warmup_exponential_decay_schedule(0.0, 1.0, warmup_steps=2, transition_steps=4, decay_rate=0.5)
+    >>> [round(float(sched(t)), 4) for t in (0, 1, 2, 6, 10)]
+    [0.0, 0.5, 1.0, 0.5, 0.25]
   """
   _check_values(init_value=init_value, peak_value=peak_value, end_value=end_value)
   decay = exponential_decay(peak_value, transition_steps, decay_rate,
@@ -356,6 +407,13 @@ def join_schedules(
   here non-callable schedules raise ``TypeError``, and ``boundaries`` not of
   length ``len(schedules) - 1`` or not strictly increasing ``ValueError``.
   Reference: optax documentation, "Schedules".
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> hold, ramp = jn.constant_schedule(1.0), jn.linear_schedule(1.0, 0.0, 4)
+    >>> sched = jn.join_schedules([hold, ramp], boundaries=[3])  # the ramp starts its count at step 3
+    >>> [round(float(sched(t)), 4) for t in (0, 2, 3, 5, 7, 9)]
+    [1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
   """
   schedules = list(schedules)
   boundaries = list(boundaries)
@@ -396,6 +454,13 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> Schedule:
   ``IndexError`` at the first call, or its inner ``TypeError``). Reference:
   Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm
   Restarts", ICLR 2017.
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> cycle = dict(init_value=0.0, warmup_steps=2, decay_steps=6)
+    >>> sched = jn.sgdr_schedule([dict(cycle, peak_value=1.0), dict(cycle, peak_value=0.5)])
+    >>> [round(float(sched(t)), 4) for t in (0, 2, 4, 6, 8, 10)]
+    [0.0, 1.0, 0.5, 0.0, 0.5, 0.25]
   """
   cycles = list(cosine_kwargs)
   if not cycles:
@@ -438,6 +503,12 @@ def cosine_onecycle_schedule(
   two boundaries collide in its dict and the peak is silently dropped.
   Reference: Smith & Topin, "Super-Convergence: Very Fast Training of Neural
   Networks Using Large Learning Rates", 2017.
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.cosine_onecycle_schedule(transition_steps=100, peak_value=1.0)
+    >>> [round(float(sched(t)), 4) for t in (0, 15, 30, 65, 100)]  # from 1 / 25 up to 1, then down to 4e-6
+    [0.04, 0.52, 1.0, 0.5, 0.0]
   """
   _check_values(peak_value=peak_value)
   validation.check_steps("transition_steps", transition_steps)

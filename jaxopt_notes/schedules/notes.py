@@ -50,6 +50,15 @@ def inverse_time_decay(
   Source: lecture note 004, "Learning rate decay"; not in optax. Reference:
   Ng, Deep Learning Specialization, course 2 week 2; Keras
   ``InverseTimeDecay`` (same formula per step).
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.inverse_time_decay(0.2, decay_rate=1.0)
+    >>> [round(float(sched(t)), 4) for t in (0, 1, 2, 3)]
+    [0.2, 0.1, 0.0667, 0.05]
+    >>> stairs = jn.inverse_time_decay(0.2, 1.0, decay_steps=2, staircase=True)
+    >>> [round(float(stairs(t)), 4) for t in (0, 1, 2, 3, 4)]
+    [0.2, 0.2, 0.1, 0.1, 0.0667]
   """
   validation.check_that("decay_rate", decay_rate, lambda v: v >= 0, "a non-negative rate")
   validation.check_steps("decay_steps", decay_steps)
@@ -87,6 +96,12 @@ def inverse_sqrt_decay(
   Source: lecture note 004, "Other learning rate decay methods"; not in
   optax. Reference: Ng, Deep Learning Specialization, course 2 week 2; the
   hold form is T5's ``1 / sqrt(max(n, k))`` (Raffel et al., JMLR 2020).
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.inverse_sqrt_decay(0.1, warmup_steps=4)  # held at 0.1 / sqrt(4) until step 4
+    >>> [round(float(sched(t)), 4) for t in (0, 4, 16, 100)]
+    [0.05, 0.05, 0.025, 0.01]
   """
   validation.check_that("k", k, lambda v: v > 0, "positive")
   validation.check_steps("warmup_steps", warmup_steps)
@@ -118,6 +133,12 @@ def step_decay(
   arithmetic. Reference: Ng, Deep Learning Specialization, course 2 week 2;
   Krizhevsky et al., "ImageNet Classification with Deep Convolutional Neural
   Networks", 2012 (divide by 10 on plateaus).
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.step_decay(1.0, factor=0.5, every_steps=3, end_value=0.2)
+    >>> [round(float(sched(t)), 4) for t in (0, 2, 3, 6, 9)]
+    [1.0, 1.0, 0.5, 0.25, 0.2]
   """
   validation.check_that("factor", factor, lambda v: v > 0, "a positive factor")
   validation.check_steps("every_steps", every_steps)
@@ -155,6 +176,12 @@ def per_epoch(
   or ``first_epoch < 0`` raise ``ValueError``. Source: lecture note 004,
   "1 epoch = 1 pass through data". Reference: Ng, Deep Learning
   Specialization, course 2 week 2.
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> sched = jn.per_epoch(jn.inverse_time_decay(0.2, 1.0), steps_per_epoch=10, first_epoch=1)
+    >>> [round(float(sched(t)), 4) for t in (0, 9, 10, 25, 35)]  # the notes' table, epochs 1 to 4
+    [0.1, 0.1, 0.0667, 0.05, 0.04]
   """
   _check_schedule("schedule", schedule)
   validation.check_steps("steps_per_epoch", steps_per_epoch)

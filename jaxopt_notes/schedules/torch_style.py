@@ -148,7 +148,7 @@ def step_lr(base_lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
 
   torch multiplies the current lr by ``gamma`` whenever ``t`` is a non-zero
   multiple of ``step_size``; this is the product in closed form. Built on
-  the notes' "discrete staircase" decay (SEEDS.md 004),
+  the notes' "discrete staircase" decay (note 004),
   ``step_decay(base_lr, factor=gamma, every_steps=step_size)``, whose integer
   floor division is exact at every boundary (optax's
   ``exponential_decay(..., staircase=True)`` is the same rule with a float
@@ -159,6 +159,12 @@ def step_lr(base_lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
     base_lr: the optimizer's initial lr, ``>= 0``.
     step_size: period of the decay in steps, an integer ``>= 1``.
     gamma: multiplicative factor, ``>= 0`` (default 0.1, as torch).
+
+  Examples:
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> sched = tc.step_lr(0.1, step_size=3, gamma=0.5)
+    >>> [round(float(sched(t)), 4) for t in (0, 2, 3, 6)]
+    [0.1, 0.1, 0.05, 0.025]
   """
   base_lr = validation.check_real("base_lr", base_lr)
   step_size = validation.check_int("step_size", step_size)
@@ -185,6 +191,12 @@ def multi_step_lr(
     base_lr: the optimizer's initial lr, ``>= 0``.
     milestones: step indices, integers ``>= 0``.
     gamma: multiplicative factor, ``>= 0`` (default 0.1).
+
+  Examples:
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> sched = tc.multi_step_lr(1.0, milestones=[2, 5], gamma=0.5)
+    >>> [round(float(sched(t)), 4) for t in (0, 1, 2, 4, 5, 9)]
+    [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
   """
   base_lr = validation.check_real("base_lr", base_lr)
   gamma = validation.check_real("gamma", gamma)
@@ -203,7 +215,7 @@ def exponential_lr(base_lr: float, gamma: float) -> Schedule:
 
   torch multiplies by ``gamma`` at every step; this is the closed form.
   Built on ``exponential_decay(base_lr, transition_steps=1,
-  decay_rate=gamma)``, the notes' ``0.95**epoch * alpha0`` (SEEDS.md 004).
+  decay_rate=gamma)``, the notes' ``0.95**epoch * alpha0`` (note 004).
   That curve rounds ``gamma`` to the float dtype before the power; where
   that rounding is inexact (0.95 in float32) the power is taken in double
   instead, and so is ``gamma = 0``, which ``exponential_decay`` refuses.
@@ -212,6 +224,12 @@ def exponential_lr(base_lr: float, gamma: float) -> Schedule:
   Args:
     base_lr: the optimizer's initial lr, ``>= 0``.
     gamma: multiplicative factor per step, ``>= 0``.
+
+  Examples:
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> sched = tc.exponential_lr(1.0, gamma=0.9)
+    >>> [round(float(sched(t)), 4) for t in (0, 1, 2, 10)]
+    [1.0, 0.9, 0.81, 0.3487]
   """
   base_lr = validation.check_real("base_lr", base_lr)
   gamma = validation.check_real("gamma", gamma)
@@ -251,6 +269,12 @@ def cosine_annealing_lr(  # pylint: disable=invalid-name
     base_lr: the optimizer's initial lr ``eta_0``, ``>= 0``.
     T_max: half-period in steps, an integer ``>= 1`` (torch's name).
     eta_min: the lr at ``t = T_max`` (default 0.0), ``>= 0``.
+
+  Examples:
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> sched = tc.cosine_annealing_lr(1.0, T_max=4, eta_min=0.2)
+    >>> [round(float(sched(t)), 4) for t in (0, 2, 4, 6, 8)]  # down to eta_min at T_max, then up again
+    [1.0, 0.6, 0.2, 0.6, 1.0]
   """
   base_lr = validation.check_real("base_lr", base_lr)
   T_max = validation.check_int("T_max", T_max)  # pylint: disable=invalid-name
@@ -288,6 +312,12 @@ def linear_lr(
     end_factor: ``e`` in ``[0, 1]`` (default 1.0).
     total_iters: ``T``, steps of the ramp, an integer ``>= 1`` (default 5;
       torch also accepts 0, meaning a constant ``eta_0 * start_factor``).
+
+  Examples:
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> sched = tc.linear_lr(0.6, start_factor=0.5, total_iters=4)
+    >>> [round(float(sched(t)), 4) for t in (0, 1, 2, 4, 10)]
+    [0.3, 0.375, 0.45, 0.6, 0.6]
   """
   base_lr = validation.check_real("base_lr", base_lr)
   start_factor = validation.check_real("start_factor", start_factor, strict=True)
@@ -323,6 +353,12 @@ def polynomial_lr(base_lr: float, total_iters: int = 5, power: float = 1.0) -> S
     base_lr: the optimizer's initial lr, ``>= 0``.
     total_iters: ``T``, an integer ``>= 1`` (default 5).
     power: ``p >= 0`` (default 1.0, a linear decay).
+
+  Examples:
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> sched = tc.polynomial_lr(1.0, total_iters=4, power=2.0)
+    >>> [round(float(sched(t)), 4) for t in (0, 1, 2, 4, 10)]
+    [1.0, 0.5625, 0.25, 0.0, 0.0]
   """
   base_lr = validation.check_real("base_lr", base_lr)
   total_iters = validation.check_int("total_iters", total_iters)
@@ -402,6 +438,12 @@ def one_cycle_lr(
     ValueError: for bad arguments, and where torch itself would divide by
       zero: a first phase ending at step 0 (``pct_start * total_steps == 1``)
       or a last phase of zero length.
+
+  Examples:
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> sched = tc.one_cycle_lr(1.0, total_steps=100)
+    >>> [round(float(sched(t)), 6) for t in (0, 29, 64, 99)]  # max_lr / 25, max_lr, halfway, max_lr / 25e4
+    [0.04, 1.0, 0.500002, 4e-06]
   """
   max_lr = validation.check_real("max_lr", max_lr)
   if total_steps is not None:

@@ -59,6 +59,17 @@ def sgd(
   Raises:
     ValueError: as torch, for ``nesterov=True`` without a positive
       ``momentum`` or with a non-zero ``dampening``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.sgd(lr=0.1, momentum=0.9, dampening=0.5)
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> u1, state = tx.update({"w": jnp.array([0.5, -1.0])}, state, params)
+    >>> u2, state = tx.update({"w": jnp.array([1.0, 1.0])}, state, params)
+    >>> [round(float(x), 4) for x in u1["w"]], [round(float(x), 4) for x in u2["w"]]  # b_1 = g_1, undamped
+    ([-0.05, 0.1], [-0.095, 0.04])
   """
   check_lr(lr)
   validation.check_non_negative("momentum", momentum)
@@ -91,6 +102,17 @@ def adagrad(
   under the root, no ``lr_decay``, no weight decay): ``G_0 = 0`` and
   ``eps = 1e-10`` outside the root, as notes 000 write AdaGrad. torch's
   defaults (``lr=1e-2``). Duchi et al., JMLR 2011.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.adagrad(lr=0.1)
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> u1, state = tx.update({"w": jnp.array([0.5, -1.0])}, state, params)  # G_0 = 0: a step of lr
+    >>> u2, state = tx.update({"w": jnp.array([1.0, 1.0])}, state, params)
+    >>> [round(float(x), 4) for x in u1["w"]], [round(float(x), 4) for x in u2["w"]]
+    ([-0.1, 0.1], [-0.0894, -0.0707])
   """
   check_lr(lr)
   validation.check_non_negative("lr_decay", lr_decay)
@@ -124,6 +146,15 @@ def adadelta(
   Differs from :func:`jaxopt_notes.adadelta` only in argument names and
   defaults (``lr=1.0``, ``maximize``). torch accepts ``rho = 1`` (a frozen,
   zero average: plain SGD); here ``rho`` must lie in ``[0, 1)``. Zeiler, 2012.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.adadelta()  # lr=1.0: the first steps are about sqrt(eps / (1 - rho))
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> updates, state = tx.update({"w": jnp.array([0.5, -1.0])}, tx.init(params), params)
+    >>> [round(float(x), 4) for x in updates["w"]]
+    [-0.0032, 0.0032]
   """
   check_lr(lr)
   validation.check_unit_interval("rho", rho)
@@ -153,6 +184,15 @@ def rmsprop(
   (same numbers for a constant lr, not for a schedule), L2 ``weight_decay``.
   torch accepts any ``alpha >= 0``; here it must lie in ``[0, 1)``.
   Tieleman & Hinton, 2012; Graves, 2013 (centred).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.rmsprop(lr=0.01)  # alpha=0.99: the first step is lr / sqrt(1 - alpha) = 10 lr
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> updates, state = tx.update({"w": jnp.array([0.5, -1.0])}, tx.init(params), params)
+    >>> [round(float(x), 4) for x in updates["w"]]
+    [-0.1, 0.1]
   """
   check_lr(lr)
   validation.check_unit_interval("alpha", alpha)
@@ -184,6 +224,17 @@ def adam(
   :func:`jaxopt_notes.adam` (optax's) in ``weight_decay`` and ``maximize``,
   and in ``amsgrad``: ``jaxopt_notes.amsgrad``/``optax.amsgrad`` take the max
   of the bias-corrected ``v``, torch of the raw one. Kingma & Ba, ICLR 2015.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.adam(lr=0.1)
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> u1, state = tx.update({"w": jnp.array([0.5, -1.0])}, state, params)
+    >>> u2, state = tx.update({"w": jnp.array([1.0, 1.0])}, state, params)
+    >>> [round(float(x), 4) for x in u1["w"]], [round(float(x), 4) for x in u2["w"]]
+    ([-0.1, 0.1], [-0.0965, -0.0053])
   """
   check_lr(lr)
   b1, b2 = check_betas(betas)
@@ -214,6 +265,15 @@ def adamw(
   ``weight_decay`` (1e-2 here and in torch, 1e-4 in optax), optax's ``mask``
   (use :func:`~jaxopt_notes.masked`), ``maximize``, and ``amsgrad``, which
   follows torch (:func:`scale_by_torch_amsgrad`). Loshchilov & Hutter, ICLR 2019.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.adamw(lr=0.1, weight_decay=0.1)
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> updates, state = tx.update({"w": jnp.array([0.5, -1.0])}, tx.init(params), params)
+    >>> [round(float(x), 4) for x in updates["w"]]  # Adam's -lr sign(g), plus -lr wd w
+    [-0.11, 0.12]
   """
   return adam(lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
               decoupled_weight_decay=True)
@@ -237,6 +297,15 @@ def nadam(
   (optax's constant ``mu = beta1``, ``lr`` required) in the momentum schedule,
   ``lr=2e-3``, and both kinds of weight decay (``decoupled_weight_decay=True``
   is torch's NAdamW). Dozat, 2016.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.nadam(lr=0.1)
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> updates, state = tx.update({"w": jnp.array([0.5, -1.0])}, tx.init(params), params)
+    >>> [round(float(x), 4) for x in updates["w"]]
+    [-0.1056, 0.1056]
   """
   check_lr(lr)
   b1, b2 = check_betas(betas)
@@ -262,6 +331,15 @@ def radam(
   :func:`scale_by_torch_radam`), ``rho_t > 5`` rather than ``>= threshold``,
   and weight decay (``decoupled_weight_decay=True`` is RAdamW). Liu et al.,
   ICLR 2020.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.radam(lr=0.1)
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> updates, state = tx.update({"w": jnp.array([0.5, -1.0])}, tx.init(params), params)
+    >>> [round(float(x), 4) for x in updates["w"]]  # rho_1 <= 5: a plain momentum step, -lr m_hat
+    [-0.05, 0.1]
   """
   check_lr(lr)
   b1, b2 = check_betas(betas)
@@ -284,6 +362,17 @@ def adamax(
   :func:`~jaxopt_notes.scale_by_adamax` (identical math), the lr. Differs
   from :func:`jaxopt_notes.adamax` (optax's) only in ``lr=2e-3``,
   ``weight_decay`` (L2) and ``maximize``. Kingma & Ba, ICLR 2015, sec. 7.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.adamax(lr=0.1)
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = tx.init(params)
+    >>> u1, state = tx.update({"w": jnp.array([0.5, -1.0])}, state, params)
+    >>> u2, state = tx.update({"w": jnp.array([1.0, 1.0])}, state, params)
+    >>> [round(float(x), 4) for x in u1["w"]], [round(float(x), 4) for x in u2["w"]]
+    ([-0.1, 0.1], [-0.0763, -0.0053])
   """
   check_lr(lr)
   b1, b2 = check_betas(betas)

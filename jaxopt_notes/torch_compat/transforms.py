@@ -54,6 +54,16 @@ def torch_momentum(
     dampening: ``tau`` in ``[0, 1]`` (default 0.0; torch does not check it);
       it does not touch the first step.
     nesterov: return ``g + mu b`` (default ``False``).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.torch_momentum(0.9, dampening=0.5)
+    >>> state = tx.init({"w": jnp.zeros(2)})
+    >>> b1, state = tx.update({"w": jnp.array([0.5, -1.0])}, state)
+    >>> b2, state = tx.update({"w": jnp.array([1.0, 1.0])}, state)
+    >>> [round(float(x), 4) for x in b1["w"]], [round(float(x), 4) for x in b2["w"]]  # g_1, then 0.9 b_1 + 0.5 g_2
+    ([0.5, -1.0], [0.95, -0.4])
   """
   validation.check_non_negative("momentum", momentum)
   validation.check_unit_interval("dampening", dampening, closed_right=True)
@@ -107,6 +117,19 @@ def scale_by_torch_amsgrad(
   Args:
     b1, b2: torch's ``betas``, each in ``[0, 1)`` (defaults 0.9, 0.999).
     eps: added after the root (default 1e-8).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> def run(tx):
+    ...   state, out = tx.init({"w": jnp.zeros(1)}), []
+    ...   for g in (1.0, 0.1, 0.1):
+    ...     u, state = tx.update({"w": jnp.array([g])}, state)
+    ...     out.append(round(float(u["w"][0]), 4))
+    ...   return out
+    >>> run(tc.scale_by_torch_amsgrad()), run(jn.scale_by_amsgrad())  # the max of v, or of v_hat
+    ([1.0, 0.7408, 0.6331], [1.0, 0.5263, 0.369])
   """
   adam_family.check_moment_args(b1, b2, eps)
 
@@ -162,6 +185,16 @@ def scale_by_torch_nadam(
     b1, b2: torch's ``betas``, each in ``[0, 1)`` (defaults 0.9, 0.999).
     eps: added after the root (default 1e-8).
     momentum_decay: ``psi >= 0`` (default 4e-3).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.scale_by_torch_nadam()
+    >>> state = tx.init({"w": jnp.zeros(1)})
+    >>> u1, state = tx.update({"w": jnp.ones(1)}, state)
+    >>> u2, state = tx.update({"w": jnp.ones(1)}, state)
+    >>> round(float(u1["w"][0]), 4), round(float(u2["w"][0]), 4), int(state.count)
+    (1.0565, 0.7837, 2)
   """
   adam_family.check_moment_args(b1, b2, eps)
   validation.check_non_negative("momentum_decay", momentum_decay)
@@ -247,6 +280,17 @@ def scale_by_torch_radam(
   Args:
     b1, b2: torch's ``betas``, each in ``[0, 1)`` (defaults 0.9, 0.999).
     eps: added after the root (default 1e-8).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes.torch_compat as tc
+    >>> tx = tc.scale_by_torch_radam()
+    >>> state, out = tx.init({"w": jnp.zeros(1)}), []
+    >>> for _ in range(7):
+    ...   u, state = tx.update({"w": jnp.array([2.0])}, state)
+    ...   out.append(round(float(u["w"][0]), 4))
+    >>> out  # m_hat = g while rho_t <= 5 (t < 6), then rectified
+    [2.0, 2.0, 2.0, 2.0, 2.0, 0.0258, 0.0327]
   """
   adam_family.check_moment_args(b1, b2, eps)
   rho_inf = 2.0 / (1.0 - b2) - 1.0

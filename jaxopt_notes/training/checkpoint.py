@@ -224,6 +224,9 @@ def save_checkpoint(
   ``uint64`` while ``jax_enable_x64`` is off) are refused, as they could not
   be restored exactly.
 
+  Written through orbax-checkpoint, in the layout the module docstring
+  describes; optax has no counterpart.
+
   Args:
     directory: the run's checkpoint directory (created if missing).
     step: the step number to store it under, an integer ``>= 0``.
@@ -248,6 +251,20 @@ def save_checkpoint(
     ValueError: a bad argument, a numpy leaf that could not be restored
       exactly, or a step below the ``max_to_keep`` highest saved ones.
     ImportError: orbax-checkpoint is not installed.
+
+  Examples:
+    >>> import os, shutil, tempfile
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> ckpt_dir = tempfile.mkdtemp()
+    >>> tx = jn.adam(0.1)
+    >>> params = {"w": jnp.array([1.0, 2.0])}
+    >>> state = tx.init(params)
+    >>> for step in (0, 10, 20):
+    ...   path = jn.save_checkpoint(ckpt_dir, step, params, state, max_to_keep=2)
+    >>> os.path.basename(path), jn.all_checkpoint_steps(ckpt_dir)  # step 0 was pruned
+    ('20', [10, 20])
+    >>> shutil.rmtree(ckpt_dir)
   """
   ocp = _orbax()
   step = validation.check_int("step", step, minimum=0)
@@ -301,12 +318,35 @@ def save_checkpoint(
 
 
 def all_checkpoint_steps(directory: Any) -> list[int]:
-  """The steps saved under ``directory``, ascending (empty if there are none)."""
+  """The steps saved under ``directory``, ascending (empty if there are none).
+
+  Reads the directory listing only, so it needs no orbax-checkpoint; a step
+  folder that a killed writer had moved aside still counts, as
+  :func:`save_checkpoint` keeps such a step restorable. Not in optax.
+
+  Examples:
+    >>> import os, tempfile
+    >>> import jaxopt_notes as jn
+    >>> jn.all_checkpoint_steps(os.path.join(tempfile.gettempdir(), "no-such-run"))  # see save_checkpoint
+    []
+  """
   return _files.list_steps(_directory(directory))
 
 
 def latest_checkpoint_step(directory: Any) -> Optional[int]:
-  """The newest step saved under ``directory``, or ``None``."""
+  """The newest step saved under ``directory``, or ``None``.
+
+  The last of :func:`all_checkpoint_steps`; needs no orbax-checkpoint. Not
+  in optax.
+
+  Examples:
+    >>> import os, tempfile
+    >>> import jaxopt_notes as jn
+    >>> ckpt_dir = tempfile.mkdtemp()
+    >>> print(jn.latest_checkpoint_step(ckpt_dir))  # nothing saved yet: start from scratch
+    None
+    >>> os.rmdir(ckpt_dir)
+  """
   steps = all_checkpoint_steps(directory)
   return steps[-1] if steps else None
 
@@ -383,6 +423,8 @@ def restore_checkpoint(
   read, the saved structure, leaf paths, shapes and dtypes are compared with
   the template's.
 
+  Read through orbax-checkpoint; optax has no counterpart.
+
   Args:
     directory: the directory given to :func:`save_checkpoint`.
     params_template: params (or abstract params) of the run being resumed.
@@ -403,6 +445,21 @@ def restore_checkpoint(
       was not written by :func:`save_checkpoint` (the message says what it
       holds).
     ImportError: orbax-checkpoint is not installed.
+
+  Examples:
+    >>> import shutil, tempfile
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> ckpt_dir = tempfile.mkdtemp()
+    >>> tx = jn.adam(0.1)
+    >>> params = {"w": jnp.array([1.0, 2.0])}
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update({"w": jnp.ones(2)}, state, params)
+    >>> path = jn.save_checkpoint(ckpt_dir, 1, jn.apply_updates(params, updates), state)
+    >>> params, state, step = jn.restore_checkpoint(ckpt_dir, {"w": jnp.zeros(2)}, tx)
+    >>> step, [round(float(x), 4) for x in params["w"]], type(state[0]).__name__, int(state[0].count)
+    (1, [0.9, 1.9], 'ScaleByAdamState', 1)
+    >>> shutil.rmtree(ckpt_dir)
   """
   ocp = _orbax()
   optimizer = base.as_transform(optimizer, "optimizer")

@@ -1,6 +1,6 @@
 """Batches of a data set: full batch, minibatch and stochastic (one example).
 
-The notes' three ways to spend one step (SEEDS.md 000, 001, 004):
+The notes' three ways to spend one step (notes 000, 001, 004):
 
 * batch gradient descent, every example in every step (``batch_size=None``);
 * stochastic gradient descent, one random example per step (``batch_size=1``);
@@ -103,6 +103,11 @@ def steps_per_epoch(n: int, batch_size: Optional[int], drop_remainder: bool = Fa
 
   Note 004's minibatch gradient descent: one epoch is one pass over the
   ``X^{t}``; ``batch_size=None`` (batch gradient descent) is one step.
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> jn.steps_per_epoch(10, 4), jn.steps_per_epoch(10, 4, drop_remainder=True), jn.steps_per_epoch(10, None)
+    (3, 2, 1)
   """
   b = check_batch_size(batch_size, n, drop_remainder)
   return n // b if drop_remainder else math.ceil(n / b)
@@ -144,7 +149,7 @@ def minibatches(
      B_{e,i} = \{\pi_e[i b], \dots, \pi_e[(i+1) b - 1]\},\quad
      i = 0, \dots, \lceil n / b \rceil - 1
 
-  The notes' ``minibatch = sample_data(data, batch_size)`` (SEEDS.md 000),
+  The notes' ``minibatch = sample_data(data, batch_size)`` (note 000),
   with note 002's sampling without replacement: every example is seen once per
   epoch. ``batch_size=None`` (or any ``b >= n``) is batch gradient descent
   (each step sees all ``n`` examples, in their stored order: reordering a
@@ -181,6 +186,17 @@ def minibatches(
       path), a bad ``shuffle`` or ``epochs``, or a missing key.
 
   Reference: Goodfellow, Bengio & Courville, *Deep Learning*, sec. 8.1.3.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> data = {"x": jnp.arange(5.0)}
+    >>> [batch["x"].tolist() for batch in jn.minibatches(data, 2, key=None, shuffle=None)]
+    [[0.0, 1.0], [2.0, 3.0], [4.0]]
+    >>> batches = jn.minibatches(data, 2, key=jax.random.key(0), drop_remainder=True, epochs=2)
+    >>> [batch["x"].shape for batch in batches]  # two per epoch, from a fresh permutation each epoch
+    [(2,), (2,), (2,), (2,)]
   """
   n = num_examples(data)
   b = check_batch_size(batch_size, n, drop_remainder)

@@ -1,6 +1,6 @@
 """Gradient check: ``jax.grad`` against a finite-difference gradient.
 
-Note 000 (SEEDS.md) computes the numeric gradient one coordinate at a time,
+Note 000 computes the numeric gradient one coordinate at a time,
 ``(L(w + h e_i) - L(w)) / h``, calls it slow and approximate, and uses it
 only to check the analytic gradient ("gradient check"). That check is what
 :func:`gradient_check` does, for every leaf of a parameter pytree, with two
@@ -154,6 +154,24 @@ def gradient_check(
 
   Reference: CS231n, "Gradient checks"; Nocedal & Wright, *Numerical
   Optimization*, sec. 8.1 (central differences).
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> params = {"w": jnp.array([1.0, -2.0, 0.5])}
+    >>> errors = jn.gradient_check(lambda p: jnp.sum(jnp.sin(p["w"]) ** 2), params)
+    >>> errors["w"] < 1e-5
+    True
+    >>> @jax.custom_vjp
+    ... def square(x):
+    ...   return x ** 2
+    >>> square.defvjp(lambda x: (x ** 2, x), lambda x, g: (g * x,))  # a backward pass missing its 2
+    >>> try:
+    ...   jn.gradient_check(lambda p: jnp.sum(square(p["w"])), params)
+    ... except jn.GradientCheckError as err:
+    ...   print(err.path, err.index, err.analytic, round(err.numeric, 4))
+    params['w'] (1,) -2.0 -4.0
   """
   validation.check_callable("f", f)
   tree_lib.check_params_tree(params)

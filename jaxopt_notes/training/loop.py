@@ -1,6 +1,6 @@
 """A training loop: epochs of jit-compiled steps, history, early stopping.
 
-:func:`fit` is the notes' gradient-descent loop (SEEDS.md 000,
+:func:`fit` is the notes' gradient-descent loop (note 000,
 ``for t in range(num_steps): dw = grad(L, w); w -= lr * dw``) run over
 minibatches and epochs (notes 002 and 004), with note 002/003's early
 stopping on a validation loss. It works with any ``(init, update)``
@@ -170,7 +170,7 @@ def fit(
      \text{for each epoch, each batch } B:\quad
      u, s \leftarrow \mathrm{update}(\nabla_w L(w; B), s, w),\qquad w \leftarrow w + u
 
-  The notes' loop (SEEDS.md 000) over minibatches and epochs (notes 002 and
+  The notes' loop (note 000) over minibatches and epochs (notes 002 and
   004; batch sizes as in :func:`minibatches`: ``None`` full batch, ``1``
   stochastic, ``k`` minibatch), with early stopping (notes 002 and 003: keep
   the parameters with the best validation loss and stop once it has not
@@ -247,6 +247,18 @@ def fit(
 
   Reference: Goodfellow, Bengio & Courville, *Deep Learning*, sec. 7.8
   (early stopping) and 8.1.3 (minibatch algorithms).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> x = jnp.linspace(-1.0, 1.0, 8)
+    >>> data = {"x": x, "y": 2.0 * x}
+    >>> def loss(p, batch):
+    ...   return jnp.mean((p["w"] * batch["x"] - batch["y"]) ** 2)
+    >>> params, history = jn.fit(loss, {"w": jnp.zeros([])}, jn.sgd(0.5), data, epochs=2, batch_size=4,
+    ...                          key=None, shuffle=None, progress=False)
+    >>> len(history["loss"]), [round(v, 4) for v in history["epoch_loss"]], round(float(params["w"]), 4)
+    (4, [1.137, 0.1212], 1.7868)
   """
   tx, callbacks = _check_args(
       loss_fn, optimizer, epochs, patience, min_delta, validation, callbacks, schedule

@@ -1,6 +1,6 @@
 """Reduce the step size when the loss stops improving (a plateau).
 
-Note 002 (SEEDS.md) names plateaus among the challenges of optimization, and
+Note 002 names plateaus among the challenges of optimization, and
 note 004 decays the learning rate by hand ("manual decay") once progress
 stalls. :func:`reduce_on_plateau` automates that manual decay: it watches the
 loss it is given and multiplies every later update by ``factor`` after
@@ -123,6 +123,18 @@ def reduce_on_plateau(
     keyword argument ``value``.
 
   Reference: Keras ``ReduceLROnPlateau``; optax.contrib.reduce_on_plateau.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.reduce_on_plateau(factor=0.5, patience=2)
+    >>> params = {"w": jnp.ones(1)}
+    >>> state, scales = tx.init(params), []
+    >>> for loss in (3.0, 2.0, 2.0, 2.0, 2.0, 2.0):  # improves once, then stalls
+    ...   updates, state = tx.update({"w": jnp.ones(1)}, state, params, value=loss)
+    ...   scales.append(float(state.scale))
+    >>> scales, float(updates["w"][0])
+    ([1.0, 1.0, 1.0, 0.5, 0.5, 0.25], 0.25)
   """
   _check_args(factor, rtol, atol, patience, cooldown, accumulation_size, min_scale)
 

@@ -1,6 +1,6 @@
 r"""Newton's method for small problems: a step through the exact Hessian.
 
-Note 002 (SEEDS.md) explains why gradient descent crawls on ill-conditioned
+Note 002 explains why gradient descent crawls on ill-conditioned
 losses. To second order,
 
 .. math:: f(x - \epsilon g) \approx f(x) - \epsilon\, g^\top g + \tfrac{\epsilon^2}{2}\, g^\top H g,
@@ -73,6 +73,17 @@ def scale_by_newton(
     max_params: the most parameters allowed (default 10,000).
 
   Reference: Nocedal & Wright, *Numerical Optimization*, sec. 3.3.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> loss = lambda p: 0.5 * (p["w"][0] ** 2 + 100.0 * p["w"][1] ** 2)  # H = diag(1, 100)
+    >>> params = {"w": jnp.array([1.0, 1.0])}
+    >>> tx = jn.scale_by_newton(damping=1.0)
+    >>> updates, _ = tx.update(jax.grad(loss)(params), tx.init(params), params, value_fn=loss)
+    >>> [round(float(x), 4) for x in updates["w"]]  # g / (h + 1) per direction
+    [0.5, 0.9901]
   """
   validation.check_non_negative("damping", damping)
   validation.check_positive_int("max_params", max_params)
@@ -108,7 +119,7 @@ def newton(
 ) -> base.GradientTransformationExtraArgs:
   r"""Damped Newton's method: :math:`w \leftarrow w - \eta\, (H + \lambda I)^{-1} \nabla f(w)`.
 
-  Note 002 (SEEDS.md): on an ill-conditioned loss gradient descent's step is
+  Note 002: on an ill-conditioned loss gradient descent's step is
   capped by the largest curvature (``f(x - eps g) ~ f(x) - eps g'g +
   eps^2/2 g'Hg``) and crawls along the flattest direction; Newton's method
   divides each direction by its curvature and solves a quadratic in one
@@ -136,6 +147,17 @@ def newton(
 
   Reference: Nocedal & Wright, *Numerical Optimization*, ch. 3.3 and 10.3;
   Goodfellow et al., *Deep Learning*, sec. 8.6.1.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> loss = lambda p: 0.5 * (p["w"][0] ** 2 + 100.0 * p["w"][1] ** 2)  # condition number 100
+    >>> params = {"w": jnp.array([1.0, 1.0])}
+    >>> tx = jn.newton()
+    >>> updates, _ = tx.update(jax.grad(loss)(params), tx.init(params), params, value_fn=loss)
+    >>> [float(x) for x in jn.apply_updates(params, updates)["w"]]  # a quadratic's minimum in one step
+    [0.0, 0.0]
   """
   return combine.chain(
       scale_by_newton(damping=damping, max_params=max_params),

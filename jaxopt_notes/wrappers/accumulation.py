@@ -1,6 +1,6 @@
 """Gradient accumulation: one optimizer step per ``k`` minibatches.
 
-Note 004 (SEEDS.md) picks the minibatch size to fit in memory (64 to 512);
+Note 004 picks the minibatch size to fit in memory (64 to 512);
 note 002 says larger batches give a gradient with standard error
 ``sigma / sqrt(n)`` and that second-order and large-batch methods want them.
 :class:`MultiSteps` gets the large batch without the memory: it averages
@@ -59,6 +59,13 @@ def skip_not_finite(
   Returns ``(should_skip, {"should_skip": ..., "num_not_finite": ...})``,
   where ``num_not_finite`` counts the non-finite entries (int32). Same as
   ``optax.skip_not_finite``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> skip, info = jn.skip_not_finite({"w": jnp.array([1.0, jnp.nan, jnp.inf])}, 0, None)
+    >>> bool(skip), int(info["num_not_finite"])
+    (True, 2)
   """
   del gradient_step, params
   counts = [jnp.sum(jnp.logical_not(jnp.isfinite(x))) for x in jax.tree.leaves(updates)]
@@ -78,6 +85,15 @@ def skip_large_updates(
   A NaN norm is skipped too. Use with ``functools.partial(skip_large_updates,
   max_squared_norm=...)``. Returns ``(should_skip, {"should_skip": ...,
   "norm_squared": ...})``. Same as ``optax.skip_large_updates``.
+
+  Examples:
+    >>> import functools
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> check = functools.partial(jn.skip_large_updates, max_squared_norm=10.0)
+    >>> skip, info = check({"w": jnp.array([3.0, 4.0])}, 0, None)
+    >>> bool(skip), float(info["norm_squared"])
+    (True, 25.0)
   """
   del gradient_step, params
   squares = [jnp.sum(tree_lib.abs_sq(x)) for x in jax.tree.leaves(updates)]
@@ -157,6 +173,18 @@ class MultiSteps:
       (should_skip, skip_state)``, or ``None`` to accept every minibatch.
     accumulator_dtype: dtype of ``acc_grads`` (default float32; ``None``
       keeps each parameter's dtype).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.MultiSteps(jn.sgd(0.1), every_k_schedule=2, should_skip_update_fn=jn.skip_not_finite)
+    >>> params = {"w": jnp.zeros(2)}
+    >>> state = tx.init(params)
+    >>> u1, state = tx.update({"w": jnp.array([1.0, 2.0])}, state, params)
+    >>> _, state = tx.update({"w": jnp.array([jnp.nan, 0.0])}, state, params)  # skipped: as if never sent
+    >>> u2, state = tx.update({"w": jnp.array([3.0, 0.0])}, state, params)
+    >>> [float(x) for x in u1["w"]], [round(float(x), 4) for x in u2["w"]], bool(tx.has_updated(state))
+    ([0.0, 0.0], [-0.2, -0.1], True)
   """
 
   def __init__(

@@ -73,6 +73,17 @@ def apply_if_finite(
     inner: the transform to protect.
     max_consecutive_errors: ``N >= 0``, how many non-finite steps in a row to
       skip before applying them.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.apply_if_finite(jn.sgd(0.1), max_consecutive_errors=2)
+    >>> params = {"w": jnp.ones(2)}
+    >>> state = tx.init(params)
+    >>> u1, state = tx.update({"w": jnp.array([jnp.nan, 1.0])}, state, params)  # skipped
+    >>> u2, state = tx.update({"w": jnp.array([1.0, 1.0])}, state, params)
+    >>> [float(x) for x in u1["w"]], [round(float(x), 4) for x in u2["w"]], int(state.total_notfinite)
+    ([0.0, 0.0], [-0.1, -0.1], 1)
   """
   inner = base.with_extra_args_support(base.as_transform(inner, "inner"))
   if isinstance(max_consecutive_errors, jax.core.Tracer):

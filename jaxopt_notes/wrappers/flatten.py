@@ -58,6 +58,18 @@ def flatten(inner: base.GradientTransformation) -> base.GradientTransformationEx
 
   Args:
     inner: the transform to run on the flat vector.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.flatten(jn.scale_by_adam())
+    >>> params = {"b": jnp.zeros(2), "w": jnp.ones((2, 2))}
+    >>> state = tx.init(params)
+    >>> state.mu.shape  # one vector for all six entries
+    (6,)
+    >>> updates, state = tx.update({"b": jnp.array([1.0, -1.0]), "w": jnp.full((2, 2), 0.5)}, state, params)
+    >>> updates["w"].shape, [round(float(x), 4) for x in updates["b"]]
+    ((2, 2), [1.0, -1.0])
   """
   inner = base.as_transform(inner, "inner")
   rule = fused.rule_of(inner)

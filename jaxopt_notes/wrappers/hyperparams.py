@@ -1,6 +1,6 @@
 """Hyper-parameters kept in the optimizer state, so they can change mid-run.
 
-Note 004 (SEEDS.md, "Learning rate decay") lowers ``alpha`` as training goes
+Note 004 ("Learning rate decay") lowers ``alpha`` as training goes
 on, by a formula of the epoch or by hand ("manual decay"). A transform built
 as ``adam(1e-3)`` bakes ``1e-3`` into its compiled step, so changing it means
 building and compiling a new optimizer. :func:`inject_hyperparams` instead
@@ -175,7 +175,7 @@ def inject_hyperparams(
   with ``t`` the number of updates already applied (``s(0)`` drives the first
   step). The inner transform is rebuilt from ``h_t`` inside ``update``, so its
   numbers are those of ``inner_factory(**h_t)``. This is the notes' learning-
-  rate decay (SEEDS.md 004) in both forms: a formula of the step as a
+  rate decay (note 004) in both forms: a formula of the step as a
   schedule, and "manual decay" as a write between steps::
 
       state.hyperparams["learning_rate"] = jnp.asarray(1e-4, jnp.float32)
@@ -223,6 +223,25 @@ def inject_hyperparams(
   Returns:
     A function with ``inner_factory``'s parameters returning a
     ``GradientTransformationExtraArgs``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.inject_hyperparams(jn.adam)(learning_rate=0.1)
+    >>> params = {"w": jnp.ones(2)}
+    >>> state = tx.init(params)
+    >>> sorted(state.hyperparams)
+    ['b1', 'b2', 'eps', 'eps_root', 'learning_rate']
+    >>> state.hyperparams["learning_rate"] = jnp.asarray(0.01, jnp.float32)  # manual decay
+    >>> updates, state = tx.update({"w": jnp.ones(2)}, state, params)
+    >>> [round(float(x), 4) for x in updates["w"]]
+    [-0.01, -0.01]
+    >>> tx = jn.inject_hyperparams(jn.sgd)(learning_rate=jn.linear_schedule(0.1, 0.0, 4))
+    >>> state = tx.init(params)
+    >>> for _ in range(2):
+    ...   updates, state = tx.update({"w": jnp.ones(2)}, state, params)
+    >>> round(float(updates["w"][0]), 4), round(float(state.hyperparams["learning_rate"]), 4)  # s(1)
+    (-0.075, 0.075)
   """
   validation.check_callable("inner_factory", inner_factory)
   static_names = _normalise_static_args(static_args)

@@ -20,7 +20,18 @@ class LookaheadState(NamedTuple):
 
 
 class LookaheadParams(NamedTuple):
-  """The two weight sets of Lookahead: ``fast`` (trained) and ``slow``."""
+  """The two weight sets of Lookahead: ``fast`` (trained) and ``slow``.
+
+  Same fields as ``optax.LookaheadParams``; Zhang et al., "Lookahead
+  Optimizer: k steps forward, 1 step back", NeurIPS 2019.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> params = jn.LookaheadParams.init_synced({"w": jnp.ones(2)})
+    >>> [float(x) for x in params.slow["w"]], params.slow["w"] is params.fast["w"]  # equal, not shared
+    ([1.0, 1.0], False)
+  """
 
   fast: base.Params
   slow: base.Params
@@ -68,7 +79,21 @@ def lookahead(
     fast_optimizer: the inner optimizer.
     sync_period: ``k >= 1`` fast steps per synchronisation.
     slow_step_size: ``alpha`` in ``[0, 1]``.
-    reset_state: re-initialise the fast optimizer's state at each sync.
+    reset_state: re-initialise the fast optimizer's state at each sync
+      (default ``False``).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.lookahead(jn.sgd(0.1), sync_period=2, slow_step_size=0.5)
+    >>> params = jn.LookaheadParams.init_synced({"w": jnp.zeros(1)})
+    >>> state, path = tx.init(params), []
+    >>> for _ in range(2):
+    ...   updates, state = tx.update({"w": jnp.ones(1)}, state, params)
+    ...   params = jn.apply_updates(params, updates)
+    ...   path.append((round(float(params.fast["w"][0]), 4), round(float(params.slow["w"][0]), 4)))
+    >>> path  # (fast, slow): the sync moves slow halfway to -0.2, and fast restarts there
+    [(-0.1, 0.0), (-0.1, -0.1)]
   """
   fast_optimizer = base.as_transform(fast_optimizer, "fast_optimizer")
   validation.check_positive_int("sync_period", sync_period)

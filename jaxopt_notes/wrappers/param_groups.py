@@ -1,6 +1,6 @@
 """Parameter groups: a different transform for each labelled part of the params.
 
-Note 001 (SEEDS.md) ends with "no algorithm is always best: try several and
+Note 001 ends with "no algorithm is always best: try several and
 tune them"; in one model that often means several at once: Adam on the
 weights and plain SGD on the biases, a smaller learning rate for a
 pre-trained backbone, or no training at all for a frozen embedding.
@@ -100,10 +100,21 @@ def partition(
     param_labels: a pytree of labels with the structure of the params (or a
       prefix of it), or a function ``params -> such a pytree``.
     mask_compatible_extra_args: also restrict extra ``update`` arguments that
-      have the updates' tree structure to each group's leaves.
+      have the updates' tree structure to each group's leaves (default
+      ``False``).
 
   Raises:
     ValueError: naming the labels that have no transform.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.partition({"adam": jn.adam(0.1), "sgd": jn.sgd(0.1)}, {"w": "adam", "b": "sgd"})
+    >>> params = {"w": jnp.ones(2), "b": jnp.zeros(1)}
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update({"w": jnp.array([2.0, -3.0]), "b": jnp.array([2.0])}, state, params)
+    >>> {k: [round(float(x), 4) for x in v] for k, v in updates.items()}, sorted(state.inner_states)
+    ({'b': [-0.2], 'w': [-0.1, 0.1]}, ['adam', 'sgd'])
   """
   validation.check_flags(mask_compatible_extra_args=mask_compatible_extra_args)
   if not isinstance(transforms, Mapping):
@@ -169,6 +180,15 @@ def freeze(mask: Union[bool, Any]) -> base.GradientTransformationExtraArgs:
   Args:
     mask: ``True`` to freeze everything, or a pytree of booleans with the
       params' structure (or a prefix); must not depend on traced values.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.freeze({"w": False, "b": True})
+    >>> params = {"w": jnp.ones(2), "b": jnp.zeros(1)}
+    >>> updates, _ = tx.update({"w": jnp.array([2.0, -3.0]), "b": jnp.array([2.0])}, tx.init(params), params)
+    >>> {k: [float(x) for x in v] for k, v in updates.items()}
+    {'b': [0.0], 'w': [2.0, -3.0]}
   """
   return masking.masked(set_to_zero(), mask)
 
@@ -189,6 +209,16 @@ def selective_transform(
   Args:
     optimizer: the transform for the trained leaves.
     freeze_mask: ``True`` where a leaf is frozen (a bool or a pytree of them).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxopt_notes as jn
+    >>> tx = jn.selective_transform(jn.adam(0.1), freeze_mask={"w": False, "b": True})
+    >>> params = {"w": jnp.ones(2), "b": jnp.zeros(1)}
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update({"w": jnp.array([2.0, -3.0]), "b": jnp.array([2.0])}, state, params)
+    >>> {k: [round(float(x), 4) for x in v] for k, v in updates.items()}
+    {'b': [0.0], 'w': [-0.1, 0.1]}
   """
   masking.check_mask_leaves(freeze_mask)
   labels = jax.tree.map(lambda frozen: "freeze" if frozen else "train", freeze_mask)
