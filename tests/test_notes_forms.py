@@ -1,4 +1,4 @@
-"""The lecture notes' own update formulas (SEEDS.md), each recomputed in numpy.
+"""The lecture notes' own update formulas (docs/notes), each recomputed in numpy.
 
 Every reference below is the note's formula written out in float64 numpy,
 step by step, and compared with the library's float32 trajectory.

@@ -1,7 +1,7 @@
 """Pytree helpers shared by every transform.
 
 The moment updates here are the notes' formulas written once, over whole
-pytrees (SEEDS.md, notes 000 and 004):
+pytrees (notes 000 and 004):
 
 * exponentially weighted average, ``V_t = beta V_{t-1} + (1 - beta) theta_t``
   (:func:`tree_update_moment`),

@@ -3,7 +3,7 @@ Adadelta.
 
 Each divides the gradient by a running measure of its own size, so that steep
 coordinates take small steps and flat ones large steps: the notes' cure for the
-zig-zag of SGD on a poorly conditioned loss (SEEDS.md 000, 001, 003, 004).
+zig-zag of SGD on a poorly conditioned loss (notes 000, 001, 003, 004).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 weight decay.
 
 These are the last links of every optimizer chain: the notes' gradient
-descent step ``w -= lr * dw`` (SEEDS.md 000) is ``scale_by_learning_rate(lr)``
+descent step ``w -= lr * dw`` (note 000) is ``scale_by_learning_rate(lr)``
 after whatever direction the earlier links computed.
 """
 
@@ -165,7 +165,7 @@ def add_decayed_weights(
 ) -> base.GradientTransformation:
   r"""Adds the gradient of an L2 penalty: :math:`u = g + \lambda\, w`.
 
-  Notes 003 (SEEDS.md): the parameter-norm penalty ``loss + alpha/2 ||W||^2``
+  Note 003: the parameter-norm penalty ``loss + alpha/2 ||W||^2``
   has gradient ``alpha W``. Placed before an adaptive scaling it is L2
   regularisation; placed after it (as in :func:`adamw`) it is decoupled
   weight decay (Loshchilov & Hutter, 2019). Same state and numbers as

@@ -72,6 +72,16 @@ class WrappedSchedule:
   A stateful schedule has ``init() -> state``, ``update(state, **extra_args)
   -> state`` and ``__call__(state, **extra_args) -> value``; this one's state
   is the step count. Same as ``optax.WrappedSchedule``.
+
+  Examples:
+    >>> import jaxopt_notes as jn
+    >>> schedule = jn.WrappedSchedule(jn.linear_schedule(1.0, 0.0, transition_steps=4))
+    >>> state, values = schedule.init(), []
+    >>> for _ in range(3):
+    ...   values.append(float(schedule(state)))
+    ...   state = schedule.update(state)
+    >>> values
+    [1.0, 0.75, 0.5]
   """
 
   def __init__(self, schedule_fn: base.Schedule):

@@ -62,6 +62,18 @@ class Accumulator:
     finalize: ``carry -> the combined result``.
     aggregate: ``results stacked on axis 0 -> the combined result`` (what
       :func:`micro_vmap` applies inside one microbatch).
+
+  Examples:
+    A running maximum over microbatches of two:
+
+    >>> import jax.numpy as jnp
+    >>> from jaxopt_notes import microbatching as mb
+    >>> running_max = mb.Accumulator(
+    ...     init=lambda x: jnp.full_like(x, -jnp.inf), update=lambda c, x, i: jnp.maximum(c, x),
+    ...     finalize=lambda c: c, aggregate=lambda xs: jnp.max(xs, axis=0))
+    >>> f = mb.microbatch(lambda x: jnp.max(x, axis=0), argnums=0, microbatch_size=2, accumulator=running_max)
+    >>> print(f(jnp.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0])))
+    9.0
   """
 
   init: TreeFn
