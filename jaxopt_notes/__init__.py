@@ -4,7 +4,9 @@ Every optimizer is a pure ``(init, update)`` pair over pytrees
 (:class:`GradientTransformation`), composed from small transforms with
 :func:`chain`. Names, defaults and numbers follow optax, so the two mix
 freely; the docstrings give each rule's formula and the lecture note it
-comes from.
+comes from ("note 004"). The notes themselves, their ideas and formulas in
+English, are the pages ``docs/notes/000.md`` to ``004.md`` of the repository
+(the "notes" section of the documentation site).
 """
 
 from jaxopt_notes.core import tree as tree  # the module, as jaxopt_notes.tree
