@@ -109,3 +109,28 @@ def test_checker_catches_an_upward_import(tmp_path):
 )
 def test_no_module_over_the_limit(path):
   assert len(path.read_text().splitlines()) <= MAX_LINES
+
+
+REPOSITORY = PACKAGE.parent
+_OUTSIDE = ("SEEDS" + ".md", "../" + "shared")  # split so that this file does not match itself
+_SKIP = {".git", "build", "dist", "_build", "_generated", "api", "__pycache__", ".venv", "venv"}
+
+
+def _repository_text_files():
+  for path in REPOSITORY.rglob("*"):
+    relative = path.relative_to(REPOSITORY)
+    parts = set(relative.parts)
+    if relative.parts[:2] == ("docs", "notebooks"):  # the docs build's copies of notebooks/
+      continue
+    if path.is_file() and not parts & _SKIP and not any(p.endswith(".egg-info") for p in parts) \
+        and path.suffix in {".py", ".md", ".ipynb", ".toml", ".cfg", ".txt", ".in", ".cc", ".h", ""}:
+      yield path
+
+
+def test_nothing_points_outside_the_repository():
+  """The notes are told in docs/notes; no file sends a reader to the notes' source outside the repository."""
+  files = list(_repository_text_files())
+  assert any(p.name == "README.md" for p in files) and len(files) > 100
+  hits = [f"{p.relative_to(REPOSITORY)}: {needle}" for p in files
+          for needle in _OUTSIDE if needle in p.read_text(errors="replace")]
+  assert not hits, hits

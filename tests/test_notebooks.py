@@ -64,6 +64,89 @@ def test_notebook_is_stripped_and_colab_ready(name):
   assert any("plots.show(" in c.source for c in code)
 
 
+def _install_cell() -> str:
+  return _read(sorted(EXPECTED)[0]).cells[0].source
+
+
+def test_the_install_cell_is_the_same_everywhere_and_has_no_placeholder():
+  cells = {name: _read(name).cells[0].source for name in EXPECTED}
+  assert len(set(cells.values())) == 1, sorted(cells)
+  cell = _install_cell()
+  assert "<owner>" not in cell and "git+https" not in cell
+  assert len(cell.splitlines()) <= 25
+
+
+class _Pip:
+  """Stands in for ``subprocess.run``: records what the cell would install."""
+
+  def __init__(self):
+    self.installed = []
+
+  def __call__(self, argv, check):
+    assert argv[:5] == [sys.executable, "-m", "pip", "install", "-q"] and check
+    self.installed.append(argv[5])
+
+
+@pytest.fixture
+def run_cell(monkeypatch, tmp_path):
+  """Runs the install cell as if ``jaxopt_notes`` were not importable, with ``/content`` in tmp_path."""
+  import importlib.util
+  import subprocess
+
+  real = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: None if name == "jaxopt_notes" else real(name, *a))
+  pip = _Pip()
+  monkeypatch.setattr(subprocess, "run", pip)
+  content = tmp_path / "content"
+  content.mkdir()
+  source = _install_cell()
+  assert source.count('"/content"') == 1
+  source = source.replace('"/content"', repr(str(content)))
+
+  def run(cwd, colab=False):
+    monkeypatch.chdir(cwd)
+    if colab:
+      monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    else:
+      monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(source, "install-cell", "exec"), {})
+    return pip.installed
+
+  run.content = content
+  return run
+
+
+def test_the_install_cell_installs_the_checkout_it_runs_in(run_cell, tmp_path):
+  checkout = tmp_path / "checkout"
+  (checkout / "notebooks").mkdir(parents=True)
+  (checkout / "pyproject.toml").write_text('[project]\nname = "jaxopt_notes"\n')
+  assert run_cell(checkout / "notebooks") == [str(checkout)]
+
+
+def test_the_install_cell_in_colab_takes_a_checkout_then_a_wheel(run_cell, tmp_path):
+  content = run_cell.content
+  (content / "jaxopt_notes-0.1.0-py3-none-any.whl").write_bytes(b"")
+  (content / "jaxopt_notes").mkdir()
+  (content / "jaxopt_notes" / "pyproject.toml").write_text('name = "jaxopt_notes"\n')
+  assert run_cell(content, colab=True) == [str(content / "jaxopt_notes")]
+  (content / "jaxopt_notes" / "pyproject.toml").unlink()
+  assert run_cell(content, colab=True)[-1] == str(content / "jaxopt_notes-0.1.0-py3-none-any.whl")
+
+
+def test_the_install_cell_says_how_to_provide_the_package(run_cell, tmp_path):
+  for colab in (True, False):
+    with pytest.raises(ModuleNotFoundError) as error:
+      run_cell(run_cell.content, colab=colab)
+    message = str(error.value)
+    assert "/content/jaxopt_notes" in message and "python -m build --wheel" in message
+    assert "checkout" in message
+  # Outside Colab a wheel in /content is not looked for.
+  (run_cell.content / "jaxopt_notes-0.1.0-py3-none-any.whl").write_bytes(b"")
+  with pytest.raises(ModuleNotFoundError):
+    run_cell(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def kernel_specs(tmp_path_factory) -> KernelSpecManager:
   root = tmp_path_factory.mktemp("kernels")

@@ -39,9 +39,11 @@ DESCRIBED = {
   "jaxopt_notes.Params": "Type alias (``Any``): a pytree of parameters.",
   "jaxopt_notes.Updates": "Type alias (``Any``): a pytree of updates shaped like the params.",
   "jaxopt_notes.OptState": "Type alias (``Any``): an optimizer state, a pytree (often a NamedTuple).",
-  "jaxopt_notes.Schedule": "Type alias: a function from the step count to a value, ``Callable[[ArrayLike], ArrayLike]``.",
+  "jaxopt_notes.Schedule": ("Type alias: a function from the step count to a value, "
+                            "``Callable[[ArrayLike], ArrayLike]``."),
   "jaxopt_notes.ScalarOrSchedule": "Type alias: a float, a scalar array, or a :data:`Schedule`.",
-  "jaxopt_notes.lab.DEFAULT_OPTIMIZERS": "The optimizers ``python -m jaxopt_notes`` runs, with the notes' learning rates.",
+  "jaxopt_notes.lab.DEFAULT_OPTIMIZERS": ("The optimizers ``python -m jaxopt_notes`` runs, with the notes' "
+                                          "learning rates."),
   "jaxopt_notes.lab.DEFAULT_NAMES": "The names of :data:`DEFAULT_OPTIMIZERS`, in the order of the printed table.",
   "jaxopt_notes.lab.OPTIMIZERS": "Every optimizer name the lab accepts, mapped to its factory.",
   "jaxopt_notes.lab.PROBLEMS": "Every problem name the lab accepts, mapped to its constructor.",
@@ -69,7 +71,9 @@ def _layer(obj):
 
 
 def _is_value(obj):
-  return not (inspect.isroutine(obj) or inspect.isclass(obj) or callable(obj)) or getattr(obj, "__module__", "") == "typing"
+  if getattr(obj, "__module__", "") == "typing":
+    return True
+  return not (inspect.isroutine(obj) or inspect.isclass(obj) or callable(obj))
 
 
 def _gaps(namespace_path, names):
@@ -140,7 +144,7 @@ def write_api(docs_dir):
   for layer, title, blurb in LAYERS:
     names = sorted(by_layer.get(layer, []), key=str.lower)
     gaps += _gaps("jaxopt_notes", names)
-    body = _title(title) + [blurb, "", f"All of these are ``jaxopt_notes.NAME`` (``import jaxopt_notes as jn``).", ""]
+    body = _title(title) + [blurb, "", "All of these are ``jaxopt_notes.NAME`` (``import jaxopt_notes as jn``).", ""]
     (out / f"{layer}.rst").write_text("\n".join(body + _entries("jaxopt_notes", names)))
     pages.append(layer)
   for path, blurb in SUBMODULES:

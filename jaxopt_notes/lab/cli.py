@@ -34,18 +34,26 @@ from jaxopt_notes.lab import problems as lab
 
 COMMANDS = ("lab", "train", "figures")
 TRAIN_DEFAULT = ("sgd", "momentum", "adam")
+# Newton builds the dense Hessian: for the digits MLP that is (thousands of weights)^2.
+TRAIN_OPTIMIZERS = tuple(sorted(n for n in lab.OPTIMIZERS if n != "newton"))
 
 
-def _names(text: str) -> list[str]:
-  """``--optimizers`` as a list; unknown names are an argparse error (exit 2)."""
+def _names(text: str, valid: Sequence[str] = tuple(sorted(lab.OPTIMIZERS))) -> list[str]:
+  """``--optimizers`` as a list; names outside ``valid`` are an argparse error (exit 2)."""
   names = [n.strip() for n in text.split(",") if n.strip()]
-  unknown = [n for n in names if n not in lab.OPTIMIZERS]
+  unknown = [n for n in names if n not in valid]
   if not names or unknown:
+    why = ("newton builds a dense Hessian (thousands squared for this MLP): use it on the lab's "
+           "2-D problems; " if "newton" in unknown else "")
     raise argparse.ArgumentTypeError(
-        f"unknown optimizer(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-        f"valid names: {', '.join(sorted(lab.OPTIMIZERS))}"
+        f"{why}unknown optimizer(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+        f"valid names: {', '.join(valid)}"
     )
   return names
+
+
+def _train_names(text: str) -> list[str]:
+  return _names(text, TRAIN_OPTIMIZERS)
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -98,9 +106,9 @@ def _parser() -> argparse.ArgumentParser:
       "download; 80/20 split) with each optimizer, prints held-out accuracy and loss per "
       "epoch and writes a plot. Needs scikit-learn.",
   )
-  t.add_argument("--optimizers", type=_names, default=",".join(TRAIN_DEFAULT),
+  t.add_argument("--optimizers", type=_train_names, default=",".join(TRAIN_DEFAULT),
                  help="comma-separated names (default: %(default)s); valid: "
-                 + ", ".join(sorted(lab.OPTIMIZERS)))
+                 + ", ".join(TRAIN_OPTIMIZERS))
   t.add_argument("--epochs", type=int, default=10, help="default: %(default)s")
   t.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
   t.add_argument("--hidden", type=int, default=64, help="hidden units (default: %(default)s)")
@@ -148,7 +156,9 @@ def run_lab(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
   paths = lab.compare(args.optimizers, problem, steps, start=args.start)
   start = problem.start if args.start is None else args.start
   print(f"{problem.name}: f(x, y) = {problem.formula} from {tuple(start)}, {steps} steps")
-  print(lab.format_table(lab.summary_rows(paths, problem, tol=args.tol), tol=args.tol))
+  rows = lab.summary_rows(paths, problem, tol=args.tol)
+  print(lab.format_table(rows, tol=args.tol))
+  print(lab.format_first_to_tol(rows, tol=args.tol, steps=steps))
   if not args.no_plots:
     from jaxopt_notes.lab import plots
     stem = args.problem + ("-noisy" if args.noise > 0 else "")
@@ -226,9 +236,6 @@ def train_digits(
 
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
   _check_positive(parser, args, "epochs", "batch-size", "hidden")
-  if "newton" in args.optimizers:
-    parser.error("newton builds a dense Hessian (thousands squared for this MLP): "
-                 "use it on the lab's 2-D problems")
   if importlib.util.find_spec("sklearn") is None:
     print("error: `train` needs scikit-learn for its digits data: pip install scikit-learn",
           file=sys.stderr)
@@ -245,7 +252,9 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(f"{e + 1:>5} " + " ".join(f"{c:>18}" for c in cells))
   if not args.no_plots:
     from jaxopt_notes.lab import plots
-    path = plots.save(plots.training_curves(histories), args.out / "digits-training.png")
+    title = (f"digits MLP (64-{args.hidden}-10, batch {args.batch_size}): held-out accuracy "
+             "and loss per epoch")
+    path = plots.save(plots.training_curves(histories, title=title), args.out / "digits-training.png")
     print(f"figure: {path}")
   return 0
 
@@ -253,47 +262,59 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 # ---- figures: every picture of the notes ------------------------------------------------
 
 
-def run_figures(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def notes_figures() -> dict[str, Any]:
+  """Every figure of the notes, ``{file name: matplotlib Figure}``, in the order written."""
   from jaxopt_notes import schedules as sch
   from jaxopt_notes.lab import plots
   from jaxopt_notes.optimizers.sgd import sgd
-  out, written = args.out, []
-  save = lambda fig, name: written.append(plots.save(fig, out / name))
+  figs: dict[str, Any] = {}
 
   bowl = lab.anisotropic_bowl()
-  save(plots.contour(bowl, lab.compare(problem=bowl)), "001-anisotropy-paths.png")
+  figs["001-anisotropy-paths.png"] = plots.contour(bowl, lab.compare(problem=bowl))
   kappa = lab.ill_conditioned_quadratic(100.0)
   paths = lab.compare(["sgd", "momentum", "adam", "newton"], kappa)
-  save(plots.contour(kappa, paths), "002-ill-conditioning-paths.png")
-  save(plots.loss_curves(kappa, paths), "002-ill-conditioning-loss.png")
+  figs["002-ill-conditioning-paths.png"] = plots.contour(kappa, paths)
+  figs["002-ill-conditioning-loss.png"] = plots.loss_curves(kappa, paths)
   saddle = lab.saddle()
-  save(plots.contour(saddle, {
-      "GD on y = 0": lab.trajectory("sgd", saddle, (-1.5, 0.0), 60),
-      "GD from y = 1e-2": lab.trajectory("sgd", saddle, (-1.5, 1e-2), 60),
-      "Adam from y = 1e-2": lab.trajectory("adam", saddle, (-1.5, 1e-2), 60),
-  }), "000-saddle.png")
+  figs["000-saddle.png"] = plots.contour(saddle, {
+      "GD on $y = 0$": lab.trajectory("sgd", saddle, (-1.5, 0.0), 60),
+      "GD from $y = 10^{-2}$": lab.trajectory("sgd", saddle, (-1.5, 1e-2), 60),
+      "Adam from $y = 10^{-2}$": lab.trajectory("adam", saddle, (-1.5, 1e-2), 60),
+  })
   well = lab.double_well()
-  save(plots.contour(well, {
+  figs["000-local-minima.png"] = plots.contour(well, {
       "GD from (1.5, 1)": lab.trajectory("sgd", well, (1.5, 1.0)),
       "GD from (-1.5, 1)": lab.trajectory("sgd", well, (-1.5, 1.0)),
       "momentum from (1.5, 1)": lab.trajectory("momentum", well, (1.5, 1.0)),
-  }), "000-local-minima.png")
-  save(plots.contour(bowl, {
-      f"SGD 0.3, batch {n}": lab.trajectory(sgd(0.3), lab.noisy(bowl, 2.0, n), steps=60)
-      for n in (1, 16, 256)
-  }), "000-noisy-gradients.png")
+  })
+  sigma, rate, batches = 2.0, 0.3, (1, 16, 256)
+  figs["000-noisy-gradients.png"] = plots.contour(bowl, {
+      f"batch {n}": lab.trajectory(sgd(rate), lab.noisy(bowl, sigma, n), steps=60) for n in batches
+  }, title=(f"SGD (rate {rate:g}) on {bowl.title}\nnoisy gradients: $\\sigma = {sigma:g}$ per example, "
+            f"batch sizes {', '.join(map(str, batches))}"))
   sizes = [1, 2, 4, 8, 16, 32, 64]
   variances = [lab.gradient_variance(lab.noisy(bowl, 1.0, n), bowl.start) for n in sizes]
-  save(plots.batch_noise(sizes, variances), "002-batch-noise.png")
+  figs["002-batch-noise.png"] = plots.batch_noise(sizes, variances)
   temps = lab.london_temperatures()
-  save(plots.ema(temps), "004-ema.png")
-  save(plots.ema_bias(temps), "004-bias-correction.png")
-  save(plots.schedules({
-      "alpha0 / (1 + epoch)": sch.per_epoch(sch.inverse_time_decay(0.2, 1.0), 10, 1),
-      "0.95^epoch alpha0": sch.per_epoch(sch.exponential_decay(0.2, 1, 0.95), 10, 1),
-      "alpha0 / sqrt(epoch)": sch.per_epoch(sch.inverse_sqrt_decay(0.2), 10, 1),
-      "halve every 5 epochs": sch.per_epoch(sch.step_decay(0.2, 0.5, 5), 10, 1),
-  }, 200, title="note 004's learning-rate decays (10 steps per epoch)"), "004-decay.png")
+  figs["004-ema.png"] = plots.ema(temps)
+  figs["004-bias-correction.png"] = plots.ema_bias(temps)
+  # The notes number epochs from 1 (first_epoch=1). The staircase counts the
+  # epochs before the current one, so each level holds 5 whole epochs (1-5,
+  # 6-10, ...) in that numbering; step_decay on the 1-based number would
+  # halve after only 4.
+  figs["004-decay.png"] = plots.schedules({
+      r"$\alpha_0 / (1 + \mathrm{epoch})$": sch.per_epoch(sch.inverse_time_decay(0.2, 1.0), 10, 1),
+      r"$0.95^{\mathrm{epoch}}\,\alpha_0$": sch.per_epoch(sch.exponential_decay(0.2, 1, 0.95), 10, 1),
+      r"$\alpha_0 / \sqrt{\mathrm{epoch}}$": sch.per_epoch(sch.inverse_sqrt_decay(0.2), 10, 1),
+      r"$\alpha_0 \cdot 0.5^{\lfloor (\mathrm{epoch} - 1) / 5 \rfloor}$ (halve every 5 epochs)":
+          sch.per_epoch(sch.step_decay(0.2, 0.5, 5), 10, 0),
+  }, 200, title=r"note 004's learning-rate decays, $\alpha_0 = 0.2$ (10 steps per epoch, epochs from 1)")
+  return figs
+
+
+def run_figures(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+  from jaxopt_notes.lab import plots
+  written = [plots.save(fig, args.out / name) for name, fig in notes_figures().items()]
   print("\n".join(str(w) for w in written))
   return 0
 

@@ -9,7 +9,8 @@ backend a user has chosen, so these work in scripts, in tests, in a headless
 * :func:`contour`, :func:`path_panels`: optimizer paths over a problem's level
   sets (note 001's anisotropy figures; notes 000 and 002's zig-zag, saddle
   and local minima);
-* :func:`loss_curves`: loss against step on a log scale;
+* :func:`loss_curves`: loss against step on a log scale (symmetric log for
+  a problem without a minimum, whose loss can fall without bound);
 * :func:`curves`, :func:`schedules`: any series, e.g. note 004's learning
   rate decays;
 * :func:`ema`, :func:`ema_bias`: note 004's daily temperatures and their
@@ -52,7 +53,11 @@ __all__ = [
 ]
 
 PathLike = Union[str, pathlib.Path]
-_MARKERS = "os^vD<>ph*"
+# The paths' markers; "*" and "P" are kept for the global and local minima.
+_MARKERS = "os^vD<>phd"
+# Above the paths (lines are drawn at zorder 2): a minimum stays visible where
+# the paths converge onto it.
+MARKER_ZORDER = 5
 
 
 def figure(width: float = 6.4, height: float = 4.8, dpi: int = 100) -> Figure:
@@ -118,10 +123,14 @@ def _draw_levels(ax, problem: lab.Problem, resolution: int, levels: int) -> None
                norm=LogNorm(lo, hi), linewidths=0.8)
   else:
     ax.contour(gx, gy, z, levels=levels, cmap="viridis", linewidths=0.8)
-  for m in problem.all_minima:
-    ax.plot(*m, marker="*", color="k", markersize=12, linestyle="none")
-  for s in problem.saddles:
-    ax.plot(*s, marker="x", color="k", markersize=9, linestyle="none")
+  minima = problem.all_minima
+  for i, m in enumerate(minima):
+    kind = "minimum" if len(minima) == 1 else ("global minimum" if i == 0 else "local minimum")
+    ax.plot(*m, marker="*" if i == 0 else "P", color="k", markeredgecolor="w", markersize=14,
+            linestyle="none", label=kind, gid=kind, zorder=MARKER_ZORDER)
+  for i, s in enumerate(problem.saddles):
+    ax.plot(*s, marker="X", color="k", markeredgecolor="w", markersize=10, linestyle="none",
+            label="saddle point" if i == 0 else None, gid="saddle point", zorder=MARKER_ZORDER)
   (x0, x1), (y0, y1) = problem.bounds
   ax.set_xlim(x0, x1)
   ax.set_ylim(y0, y1)
@@ -134,7 +143,8 @@ def _draw_path(ax, path, label: Optional[str], index: int, markevery: int = 1) -
   path = path[np.isfinite(path).all(axis=1)]
   ax.plot(path[:, 0], path[:, 1], marker=_MARKERS[index % len(_MARKERS)], markersize=3,
           markevery=markevery, linewidth=1.2, label=label, color=f"C{index % 10}")
-  ax.plot(*path[0], marker="o", color="k", markersize=5, fillstyle="none")
+  ax.plot(*path[0], marker="o", color="k", markersize=5, fillstyle="none", linestyle="none",
+          label="start" if index == 0 and label is not None else None, gid="start")
 
 
 def contour(
@@ -151,19 +161,21 @@ def contour(
   """The level sets of ``problem`` over its plotting window, with optimizer paths.
 
   Note 001's anisotropy figure when ``problem`` is the bowl and ``paths`` is
-  :func:`~jaxopt_notes.lab.compare`'s output. Minimisers are stars, saddle
-  points crosses, start points open circles; iterates that left the floats
-  are dropped. Levels are geometric in ``f - f*`` (linear in ``f`` when the
-  problem has no minimum).
+  :func:`~jaxopt_notes.lab.compare`'s output. The global minimiser is a star,
+  a local one a filled plus, saddle points crosses (each named in the legend
+  and drawn above the paths), start points open circles; iterates that left
+  the floats are dropped. Levels are geometric in ``f - f*`` (linear in ``f``
+  when the problem has no minimum). The title defaults to ``problem.title``
+  (its name and formula in mathtext).
   """
   fig = figure(width, height, dpi)
   ax = fig.add_subplot()
   _draw_levels(ax, problem, resolution, levels)
   for i, (name, path) in enumerate((paths or {}).items()):
     _draw_path(ax, path, name, i, markevery=max(1, len(path) // 100))
-  if paths:
+  if paths or problem.all_minima or problem.saddles:
     ax.legend(loc="best", fontsize=8)
-  ax.set_title(title or f"{problem.name}: {problem.formula}", fontsize=10)
+  ax.set_title(title or problem.title, fontsize=10)
   fig.tight_layout()
   return fig
 
@@ -173,12 +185,16 @@ def path_panels(
     paths: Mapping[str, Any],
     *,
     ncols: int = 4,
+    title: Optional[str] = None,
     levels: int = 20,
     resolution: int = 120,
     panel_size: float = 3.0,
     dpi: int = 100,
 ) -> Figure:
-  """One panel per optimizer, each path on the level sets (note 001's per-method figures)."""
+  """One panel per optimizer, each path on the level sets (note 001's per-method figures).
+
+  Markers as in :func:`contour`; the figure's title defaults to ``problem.title``.
+  """
   n = max(1, len(paths))
   ncols = min(ncols, n)
   nrows = -(-n // ncols)
@@ -188,6 +204,7 @@ def path_panels(
     _draw_levels(ax, problem, resolution, levels)
     _draw_path(ax, path, None, i, markevery=max(1, len(path) // 100))
     ax.set_title(name, fontsize=10)
+  fig.suptitle(title or problem.title, fontsize=11)
   fig.tight_layout()
   return fig
 
@@ -207,7 +224,12 @@ def loss_curves(
   On a log scale by default, where linear convergence is a straight line
   whose slope shows the conditioning (note 002). Gaps below ``1e-14`` times
   the largest starting gap (float32 round-off, or an exact zero after a
-  Newton step) are drawn at that floor.
+  Newton step) are drawn at that floor. A problem without a minimum (the
+  saddle) has no gap, and its loss can fall without bound, so one escaping
+  run would flatten every other curve on a linear axis: ``f`` is drawn on a
+  symmetric log axis, linear within 1% of the largest starting ``|f|`` of
+  zero, and the title says so. ``log=False`` gives a linear axis in both
+  cases. The title defaults to ``problem.title`` and the quantity drawn.
   """
   fig = figure(width, height, dpi)
   ax = fig.add_subplot()
@@ -219,11 +241,20 @@ def loss_curves(
     series = {name: np.maximum(v - offset, floor) for name, v in series.items()}
   for i, (name, values) in enumerate(series.items()):
     ax.plot(np.arange(len(values)), values, label=name, color=f"C{i % 10}", linewidth=1.2)
-  if log and offset is not None:
-    ax.set_yscale("log")
-  ax.set_xlabel("step")
-  ax.set_ylabel("f(w) - f*" if offset is not None else "f(w)")
-  ax.set_title(title or f"{problem.name}: loss per step", fontsize=10)
+  if offset is not None:
+    quantity = "$f(w_t) - f^*$ per step" + (", log axis" if log else "")
+    if log:
+      ax.set_yscale("log")
+  else:
+    quantity = "$f(w_t)$ per step"
+    if log:
+      starts = [abs(v[0]) for v in series.values() if len(v) and np.isfinite(v[0])]
+      linthresh = 1e-2 * max(starts) if starts and max(starts) > 0 else 1.0
+      ax.set_yscale("symlog", linthresh=linthresh)
+      quantity += f", symmetric log axis (linear for $|f| < {linthresh:.2g}$)"
+  ax.set_xlabel("step $t$")
+  ax.set_ylabel("$f(w_t) - f^*$" if offset is not None else "$f(w_t)$")
+  ax.set_title(title or f"{problem.title}\n{quantity}", fontsize=10)
   ax.grid(True, alpha=0.3)
   ax.legend(fontsize=8)
   fig.tight_layout()
@@ -272,7 +303,7 @@ def schedules(
     title: str = "learning-rate schedules",
     **kwargs: Any,
 ) -> Figure:
-  """Learning-rate schedules evaluated at ``0 .. steps - 1`` (note 004's decays)."""
+  """Learning-rate schedules evaluated at ``0`` to ``steps - 1`` (note 004's decays)."""
   counts = jnp.arange(steps)
   series = {name: np.asarray(jax.vmap(s)(counts)) for name, s in named.items()}
   return curves(series, xlabel="step", ylabel="learning rate", log=log, title=title, **kwargs)
@@ -283,7 +314,8 @@ def ema(
     betas: Sequence[float] = (0.5, 0.9, 0.98),
     *,
     bias_correction: bool = True,
-    title: str = "daily temperature and its exponentially weighted averages",
+    title: str = (r"daily temperature $\theta_t$ and its exponentially weighted averages "
+                  r"$V_t = \beta V_{t-1} + (1 - \beta)\,\theta_t$"),
     width: float = 8.0,
     height: float = 4.5,
     dpi: int = 100,
@@ -297,13 +329,13 @@ def ema(
   fig = figure(width, height, dpi)
   ax = fig.add_subplot()
   days = np.arange(1, len(values) + 1)
-  ax.plot(days, values, ".", color="0.6", markersize=3, label="daily temperature")
+  ax.plot(days, values, ".", color="0.6", markersize=3, label=r"daily temperature $\theta_t$")
   for i, beta in enumerate(betas):
     smooth = lab.ema_series(values, beta, bias_correction)
     ax.plot(days, smooth, color=f"C{i % 10}", linewidth=1.6,
-            label=f"beta={beta:g} (~{1 / (1 - beta):.0f} days)")
+            label=rf"$\beta = {beta:g}$ (~{1 / (1 - beta):.0f} days)")
   ax.set_xlabel("day")
-  ax.set_ylabel("temperature (C)")
+  ax.set_ylabel(r"temperature ($\degree$C)")
   ax.set_title(title, fontsize=10)
   ax.legend(fontsize=8)
   ax.grid(True, alpha=0.3)
@@ -330,13 +362,14 @@ def ema_bias(
   t = np.arange(1, len(values) + 1)
   fig = figure(width, height, dpi)
   ax = fig.add_subplot()
-  ax.plot(t, values, ".", color="0.6", label="data")
+  ax.plot(t, values, ".", color="0.6", label=r"data $\theta_t$")
   ax.plot(t, lab.ema_series(values, beta, False), color="C4",
-          label=f"V_t (beta={beta:g}, no correction)")
-  ax.plot(t, lab.ema_series(values, beta, True), color="C2", label="V_t / (1 - beta^t)")
+          label=r"$V_t$ (no correction)")
+  ax.plot(t, lab.ema_series(values, beta, True), color="C2", label=r"$V_t / (1 - \beta^t)$")
   ax.set_xlabel("day")
-  ax.set_ylabel("temperature (C)")
-  ax.set_title("bias correction", fontsize=10)
+  ax.set_ylabel(r"temperature ($\degree$C)")
+  ax.set_title(rf"bias correction of the average $V_t$ ($\beta = {beta:g}$, first {len(values)} days)",
+               fontsize=10)
   ax.legend(fontsize=8)
   ax.grid(True, alpha=0.3)
   fig.tight_layout()
@@ -361,10 +394,11 @@ def batch_noise(
   fig = figure(width, height, dpi)
   ax = fig.add_subplot()
   ax.loglog(n, v, "o-", label="measured variance of the minibatch gradient")
-  ax.loglog(n, v[0] * n[0] / n, "k--", linewidth=1, label="sigma^2 / n")
-  ax.set_xlabel("batch size n")
-  ax.set_ylabel("E |g_B - g|^2")
-  ax.set_title("gradient noise against batch size", fontsize=10)
+  ax.loglog(n, v[0] * n[0] / n, "k--", linewidth=1, label=r"$\propto \sigma^2 / n$")
+  ax.set_xlabel("batch size $n$")
+  ax.set_ylabel(r"$E\,\|g_B - \nabla f\|^2$")
+  ax.set_title(r"gradient noise against batch size: $E\,\|g_B - \nabla f\|^2 \propto \sigma^2 / n$",
+               fontsize=10)
   ax.legend(fontsize=8)
   ax.grid(True, which="both", alpha=0.3)
   fig.tight_layout()
@@ -374,6 +408,7 @@ def batch_noise(
 def training_curves(
     histories: Mapping[str, Mapping[str, Sequence[float]]],
     *,
+    title: str = "digits MLP: held-out accuracy and loss per epoch",
     width: float = 10.0,
     height: float = 4.0,
     dpi: int = 100,
@@ -382,6 +417,8 @@ def training_curves(
 
   ``histories[name]`` has ``"epoch"``, ``"val_accuracy"`` and ``"val_loss"``
   (as returned by ``python -m jaxopt_notes train``'s training function).
+  ``title`` heads the figure (the command line adds the layer sizes and
+  batch size).
   """
   fig = figure(width, height, dpi)
   acc_ax, loss_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -397,5 +434,6 @@ def training_curves(
     ax.set_xlabel("epoch")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
+  fig.suptitle(title, fontsize=11)
   fig.tight_layout()
   return fig

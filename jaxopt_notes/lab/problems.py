@@ -1,7 +1,7 @@
 """The optimizer lab: the notes' experiments as functions, compiled with ``lax.scan``.
 
-The lecture notes (SEEDS.md 000-004) teach with pictures; this module computes
-them, and :mod:`jaxopt_notes.lab.plots` draws them:
+The lecture notes (000-004) teach with pictures; this module computes them,
+and :mod:`jaxopt_notes.lab.plots` draws them:
 
 * 2-D test functions (:class:`Problem`): note 001's anisotropic bowl
   ``x^2/20 + y^2`` from ``(-7, 4)``, an ill-conditioned quadratic of any
@@ -12,7 +12,8 @@ them, and :mod:`jaxopt_notes.lab.plots` draws them:
 * :func:`trajectory` and :func:`compare` run optimizers on them, one
   ``lax.scan`` per run; :func:`summary_rows` and :func:`format_table`
   summarise the runs (final loss, distance to the minimum, steps to reach a
-  tolerance);
+  tolerance), and :func:`first_to_tol` / :func:`format_first_to_tol` say
+  which run got below the tolerance first;
 * note 004's exponentially weighted average of daily temperatures
   (:func:`london_temperatures`, :func:`ema_series`) and note 002's gradient
   noise against the batch size (:func:`minibatch_gradient_variance`).
@@ -33,6 +34,7 @@ import numpy as np
 from jaxopt_notes.core import base, validation
 from jaxopt_notes.core import tree as tree_lib
 from jaxopt_notes.lab.series import ema_series, london_temperatures, minibatch_gradient_variance
+from jaxopt_notes.lab.summary import first_to_tol, format_first_to_tol, format_table, losses, sign_changes, summary_rows
 from jaxopt_notes.optimizers.adadelta import adadelta
 from jaxopt_notes.optimizers.adagrad import adagrad
 from jaxopt_notes.optimizers.adam import adam, adamax, adamw, amsgrad, nadam, radam
@@ -51,6 +53,8 @@ __all__ = [
     "compare",
     "double_well",
     "ema_series",
+    "first_to_tol",
+    "format_first_to_tol",
     "format_table",
     "get_problem",
     "gradient_variance",
@@ -82,6 +86,9 @@ class Problem(NamedTuple):
   ``learning_rates`` overrides the lab's default rate per optimizer name for
   this problem; ``steps`` is the lab's default run length. With
   ``grad_noise > 0`` the problem is stochastic (see :func:`noisy`).
+  ``formula`` is the function in plain text (printed by the command line),
+  ``tex`` the same in TeX (without dollars) and ``label`` a readable name,
+  both for figure titles (see :attr:`title`).
   """
 
   name: str
@@ -97,10 +104,28 @@ class Problem(NamedTuple):
   grad_noise: float = 0.0
   batch_size: int = 1
   seed: int = 0
+  label: str = ""
+  tex: str = ""
 
   @property
   def stochastic(self) -> bool:
     return self.grad_noise > 0
+
+  @property
+  def title(self) -> str:
+    """The figure title: ``label: $tex$``, plus the gradient noise of a stochastic problem.
+
+    For matplotlib's mathtext, e.g. ``anisotropic bowl: $x^2/20 + y^2$``.
+    Falls back to ``name`` and ``formula`` where ``label`` or ``tex`` is empty.
+    """
+    text = self.label or self.name
+    if self.tex:
+      text += f": ${self.tex}$"
+    elif self.formula:
+      text += f": {self.formula}"
+    if self.stochastic:
+      text += rf", noisy gradients ($\sigma = {self.grad_noise:g}$, batch {self.batch_size})"
+    return text
 
   @property
   def all_minima(self) -> tuple[Point, ...]:
@@ -163,16 +188,23 @@ def ill_conditioned_quadratic(condition_number: float = 100.0, angle: float = 0.
   c, s = math.cos(angle), math.sin(angle)
   rot = jnp.asarray([[c, -s], [s, c]], jnp.float32)
   a = rot @ jnp.diag(jnp.asarray([1.0 / condition_number, 1.0], jnp.float32)) @ rot.T
-  name = f"ill_conditioned(kappa={condition_number:g}" + (f", angle={angle:g})" if angle else ")")
+  kappa = f"{condition_number:g}"
+  name = f"ill_conditioned(kappa={kappa}" + (f", angle={angle:g})" if angle else ")")
+  if angle:
+    formula = f"w' R diag(1/{kappa}, 1) R' w, R the rotation by {angle:g}"
+    tex = rf"w^T R\,\mathrm{{diag}}(1/{kappa}, 1)\,R^T w,\ R = \mathrm{{rot}}({angle:g})"
+  else:
+    # Without rotation the quadratic form is the plain sum of squares.
+    formula, tex = f"x^2/{kappa} + y^2", f"x^2/{kappa} + y^2"
   return Problem(
       name=name, loss=lambda w: w @ (a @ w), minimum=(0.0, 0.0), start=(-7.0, 4.0),
-      bounds=((-10.0, 10.0), (-5.0, 5.0)),
-      formula=f"w' R diag(1/{condition_number:g}, 1) R' w", learning_rates=_BOWL_RATES,
+      bounds=((-10.0, 10.0), (-5.0, 5.0)), formula=formula, learning_rates=_BOWL_RATES,
+      label=rf"ill-conditioned quadratic ($\kappa = {kappa}$)", tex=tex,
   )
 
 
 def anisotropic_bowl() -> Problem:
-  r"""Notes 001's :math:`f(x, y) = x^2 / 20 + y^2`, from ``(-7, 4)`` to ``(0, 0)``.
+  r"""Note 001's :math:`f(x, y) = x^2 / 20 + y^2`, from ``(-7, 4)`` to ``(0, 0)``.
 
   Its curvature is 20 times larger along ``y`` than along ``x`` (condition
   number 20), which makes plain SGD zig-zag. Plotted on the notes' window
@@ -180,7 +212,7 @@ def anisotropic_bowl() -> Problem:
   """
   return ill_conditioned_quadratic(20.0)._replace(
       name="anisotropic_bowl", loss=lambda w: w[0] ** 2 / 20.0 + w[1] ** 2,
-      formula="x^2/20 + y^2",
+      formula="x^2/20 + y^2", label="anisotropic bowl", tex="x^2/20 + y^2",
   )
 
 
@@ -194,7 +226,8 @@ def rosenbrock(a: float = 1.0, b: float = 100.0) -> Problem:
   return Problem(
       name="rosenbrock", loss=lambda w: (a - w[0]) ** 2 + b * (w[1] - w[0] ** 2) ** 2,
       minimum=(a, a * a), start=(-1.2, 1.0), bounds=((-2.0, 2.0), (-1.0, 3.0)),
-      formula=f"({a:g} - x)^2 + {b:g} (y - x^2)^2", steps=2000,
+      formula=f"({a:g} - x)^2 + {b:g} (y - x^2)^2", steps=2000, label="Rosenbrock's valley",
+      tex=f"({a:g} - x)^2 + {b:g}\\,(y - x^2)^2",
       learning_rates={"sgd": 1e-3, "momentum": 2e-4, "nesterov": 2e-4, "adagrad": 0.3,
                       "rmsprop": 3e-3, "adadelta": 0.01, "adam": 0.02, "radam": 3e-3},
   )
@@ -216,6 +249,7 @@ def beale() -> Problem:
       name="beale", loss=loss, minimum=(3.0, 0.5), start=(1.0, 1.4),
       bounds=((-4.5, 4.5), (-4.5, 4.5)),
       formula="(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2", steps=1000,
+      label="Beale's function", tex="(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
       learning_rates={"sgd": 1e-3, "momentum": 1e-3, "nesterov": 1e-3, "adagrad": 0.3,
                       "rmsprop": 0.01, "adadelta": 1.0, "adam": 0.05, "newton": 1.0},
   )
@@ -232,7 +266,7 @@ def saddle() -> Problem:
   """
   return Problem(
       name="saddle", loss=lambda w: w[0] ** 2 - w[1] ** 2, minimum=None, start=(-1.5, 1e-2),
-      saddles=((0.0, 0.0),), formula="x^2 - y^2", steps=50,
+      saddles=((0.0, 0.0),), formula="x^2 - y^2", steps=50, label="saddle", tex="x^2 - y^2",
       learning_rates={"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.3,
                       "rmsprop": 0.05, "adadelta": 1.0, "adam": 0.05},
   )
@@ -260,6 +294,7 @@ def double_well() -> Problem:
       name="double_well", loss=lambda w: w[0] ** 4 - 2 * w[0] ** 2 + 0.5 * w[0] + w[1] ** 2,
       minimum=glob, start=(1.5, 1.0), bounds=((-2.0, 2.0), (-1.5, 1.5)),
       minima=(glob, local), saddles=(ridge,), formula="x^4 - 2x^2 + x/2 + y^2",
+      label="tilted double well", tex="x^4 - 2x^2 + x/2 + y^2",
       learning_rates={"sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagrad": 0.3,
                       "rmsprop": 0.02, "adadelta": 1.0, "adam": 0.05, "newton": 1.0},
   )
@@ -392,7 +427,7 @@ def trajectory(
     *,
     key: Optional[jax.Array] = None,
 ) -> jax.Array:
-  r"""The iterates ``w_0 .. w_steps`` of ``optimizer`` on ``problem``.
+  r"""The iterates ``w_0`` to ``w_steps`` of ``optimizer`` on ``problem``.
 
   .. math:: u_t, s_t = \mathrm{update}(\hat g(w_{t-1}), s_{t-1}, w_{t-1}),\qquad w_t = w_{t-1} + u_t
 
@@ -480,79 +515,6 @@ def compare(
   return {
       label: trajectory(o, problem, start, steps, key=key) for label, o in labelled.items()
   }
-
-
-def losses(problem: Problem, path: jax.typing.ArrayLike) -> jax.Array:
-  """``problem.loss`` at every row of ``path``."""
-  return jax.vmap(problem.loss)(jnp.asarray(path))
-
-
-def sign_changes(values: Any) -> int:
-  """How often consecutive nonzero entries of ``values`` change sign.
-
-  ``sign_changes(jnp.diff(path[:, 1]))`` counts the zig-zags of a path
-  across the ``y`` direction (note 000).
-  """
-  s = np.sign(np.asarray(values, np.float64))
-  s = s[s != 0]
-  return int(np.sum(s[1:] != s[:-1]))
-
-
-def _first(mask: np.ndarray) -> Optional[int]:
-  hits = np.flatnonzero(mask)
-  return int(hits[0]) if hits.size else None
-
-
-def summary_rows(
-    paths: Mapping[str, jax.typing.ArrayLike],
-    problem: Problem,
-    tol: float = 1e-2,
-    radius: Optional[float] = None,
-) -> list[dict[str, Any]]:
-  """One row per run: how far it got and how soon.
-
-  Keys: ``optimizer``; ``final_loss``; ``distance`` (from the last iterate to
-  the global minimiser); ``steps_to_tol``, the first step ``t`` with
-  ``f(w_t) - f(w*) < tol``; ``steps_to_radius``, the first step with
-  ``|w_t - w*| < radius`` (only with ``radius``); ``ended_in``, the index in
-  ``problem.all_minima`` of the minimiser nearest the last iterate; and
-  ``diverged``, true when the path left the floats. Fields that do not apply
-  (a problem without a minimum, a target never reached) are ``None``.
-  """
-  rows = []
-  f_min = problem.min_loss
-  minima = np.asarray(problem.all_minima, np.float64).reshape(-1, 2)
-  for name, path in paths.items():
-    path = np.asarray(path, np.float64)
-    loss = np.asarray(losses(problem, path), np.float64)
-    finite = np.isfinite(path).all(axis=1) & np.isfinite(loss)
-    row = {"optimizer": name, "final_loss": float(loss[-1]), "distance": None,
-           "steps_to_tol": None, "steps_to_radius": None, "ended_in": None,
-           "diverged": not bool(finite[-1])}
-    if problem.minimum is not None:
-      assert f_min is not None  # min_loss is None only without a minimum
-      dist = np.linalg.norm(path - np.asarray(problem.minimum), axis=1)
-      row["distance"] = float(dist[-1])
-      row["steps_to_tol"] = _first(finite & (loss - f_min < tol))
-      if radius is not None:
-        row["steps_to_radius"] = _first(finite & (dist < radius))
-    if len(minima) and finite[-1]:
-      row["ended_in"] = int(np.argmin(np.linalg.norm(minima - path[-1], axis=1)))
-    rows.append(row)
-  return rows
-
-
-def format_table(rows: Sequence[Mapping[str, Any]], tol: float = 1e-2) -> str:
-  """:func:`summary_rows` as a fixed-width text table (``-``: not reached / not defined)."""
-  cell = lambda v, fmt: "-" if v is None else format(v, fmt)
-  width = max([12] + [len(str(r["optimizer"])) + 1 for r in rows])
-  lines = [f"{'optimizer':<{width}} {'final loss':>12} {'distance':>10} "
-           f"{'steps to gap<' + format(tol, 'g'):>20}"]
-  for r in rows:
-    final = "diverged" if r["diverged"] else format(r["final_loss"], ".3e")
-    lines.append(f"{r['optimizer']:<{width}} {final:>12} {cell(r['distance'], '.4f'):>10} "
-                 f"{cell(r['steps_to_tol'], 'd'):>20}")
-  return "\n".join(lines)
 
 
 # ---- notes 000/002: gradient noise against the batch size ---------------------------

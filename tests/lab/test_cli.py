@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from jaxopt_notes import lab
@@ -18,7 +19,7 @@ def _table(out: str) -> dict[str, list[str]]:
   head = next(i for i, line in enumerate(lines) if line.startswith("optimizer"))
   rows = {}
   for line in lines[head + 1:]:
-    if not line.strip() or line.startswith("figures"):
+    if not line.strip() or line.startswith(("figures", "first below")):
       break
     cells = line.split()
     rows[cells[0]] = cells[1:]
@@ -38,6 +39,47 @@ def test_lab_is_the_default_and_prints_the_notes_experiment(capsys):
     assert float(cells[0]) == pytest.approx(expected[name]["final_loss"], rel=1e-3, abs=1e-12)
     assert float(cells[1]) == pytest.approx(expected[name]["distance"], abs=1e-4)
     assert cells[2] == str(expected[name]["steps_to_tol"])
+
+
+def _first_below(out: str) -> str:
+  (line,) = [line for line in out.splitlines() if line.startswith("first below")]
+  return line
+
+
+def test_the_lab_says_who_got_below_the_tolerance_first(capsys):
+  # The conclusion is computed from the table: on the bowl two optimizers tie
+  # at step 22 and SGD (36) is not among them.
+  assert main(["--no-plots"]) == 0
+  out = capsys.readouterr().out
+  rows = _table(out)
+  first = min(int(c[2]) for c in rows.values() if c[2] != "-")
+  winners = [n for n, c in rows.items() if c[2] == str(first)]
+  assert _first_below(out) == f"first below tol=0.01: {', '.join(winners)} (step {first})"
+  assert _first_below(out) == "first below tol=0.01: nesterov, adagrad (step 22)"
+  # The guide page's prose: SGD next at 36, then Adadelta, Momentum, Adam, RMSProp.
+  order = sorted(rows, key=lambda n: int(rows[n][2]))  # stable: ties keep the table's order
+  assert order == ["nesterov", "adagrad", "sgd", "adadelta", "momentum", "adam", "rmsprop"]
+  assert rows["sgd"][2] == "36"
+  # kappa = 100: AdaGrad first, ahead of Adam; plain SGD not within 100 steps.
+  assert main(["--problem", "ill_conditioned", "--no-plots"]) == 0
+  out = capsys.readouterr().out
+  rows = _table(out)
+  assert _first_below(out) == "first below tol=0.01: adagrad (step 29)"
+  reached = sorted((int(c[2]), n) for n, c in rows.items() if c[2] != "-")
+  assert [n for _, n in reached[:2]] == ["adagrad", "adam"] and rows["sgd"][2] == "-"
+  assert main(["--steps", "3", "--no-plots"]) == 0
+  assert _first_below(capsys.readouterr().out) == "first below tol=0.01: none of them in 3 steps"
+  assert main(["--problem", "saddle", "--tol", "0.5", "--no-plots"]) == 0
+  assert "not defined" in _first_below(capsys.readouterr().out)
+
+
+def test_first_to_tol_lists_ties_in_table_order():
+  rows = [{"optimizer": n, "steps_to_tol": t, "distance": 0.0}
+          for n, t in (("a", 9), ("b", 4), ("c", None), ("d", 4))]
+  assert lab.first_to_tol(rows) == (4, ["b", "d"])
+  assert lab.format_first_to_tol(rows, tol=1e-3) == "first below tol=0.001: b, d (step 4)"
+  assert lab.first_to_tol(rows[2:3]) == (None, [])
+  assert lab.format_first_to_tol(rows[2:3]) == "first below tol=0.01: none of them"
 
 
 def test_lab_writes_the_figures(tmp_path, capsys):
@@ -84,6 +126,19 @@ def test_help(argv, capsys):
     assert "--out" in out
 
 
+def test_train_help_lists_only_the_optimizers_train_accepts(capsys):
+  with pytest.raises(SystemExit):
+    main(["train", "--help"])
+  listed = " ".join(capsys.readouterr().out.split()).split("valid: ")[1]
+  names = [n.strip(" ,") for n in listed.split("--epochs")[0].split(",")]
+  assert "newton" not in names
+  assert set(names) == set(lab.OPTIMIZERS) - {"newton"}
+  # The lab's own help still offers Newton, which it runs.
+  with pytest.raises(SystemExit):
+    main(["lab", "--help"])
+  assert "newton" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv,valid", [
     (["--optimizers", "sgd,adamm"], ["adagrad", "adam", "sgd", "newton"]),
     (["train", "--optimizers", "sdg"], ["adam", "sgd"]),
@@ -103,8 +158,16 @@ def test_bad_arguments_exit_2_and_list_the_valid_choices(argv, valid, capsys):
     assert name in err, (name, err)
 
 
-def test_train_prints_accuracies_and_plots(tmp_path, capsys):
+def test_train_prints_accuracies_and_plots(tmp_path, capsys, monkeypatch):
   pytest.importorskip("sklearn")
+  from jaxopt_notes.lab import plots
+  saved, real_save = {}, plots.save
+
+  def save(fig, path):
+    saved[path.name] = fig
+    return real_save(fig, path)
+
+  monkeypatch.setattr(plots, "save", save)
   assert main(["train", "--epochs", "2", "--optimizers", "sgd,adam",
                "--out", str(tmp_path)]) == 0
   out = capsys.readouterr().out
@@ -119,6 +182,44 @@ def test_train_prints_accuracies_and_plots(tmp_path, capsys):
   # Far above chance (0.1) after two epochs on the digits.
   assert min(float(lines[3].split()[1]), float(lines[3].split()[4])) > 0.5
   assert (tmp_path / "digits-training.png").stat().st_size > 10_000
+  title = saved["digits-training.png"].get_suptitle()
+  assert "digits" in title and "64-64-10" in title and "batch 64" in title
+
+
+@pytest.fixture(scope="module")
+def notes_figures():
+  from jaxopt_notes.lab import cli
+  return cli.notes_figures()
+
+
+def _titles(fig) -> str:
+  return "\n".join([fig.get_suptitle()] + [ax.get_title() for ax in fig.axes])
+
+
+def test_every_notes_figure_has_a_mathtext_title(notes_figures):
+  for name, fig in notes_figures.items():
+    title = _titles(fig).strip()
+    assert title, name
+    for internal in ("anisotropic_bowl", "ill_conditioned", "double_well", "alpha0", "beta="):
+      assert internal not in title, (name, title)
+
+
+def test_the_noisy_gradients_title_gives_the_noise(notes_figures):
+  title = _titles(notes_figures["000-noisy-gradients.png"])
+  assert "noisy gradients" in title and "$\\sigma = 2$" in title
+  assert "batch sizes 1, 16, 256" in title
+
+
+def test_halve_every_5_epochs_holds_each_level_for_5_epochs(notes_figures):
+  ax = notes_figures["004-decay.png"].axes[0]
+  (line,) = [line for line in ax.get_lines() if "halve every 5 epochs" in line.get_label()]
+  values = np.asarray(line.get_ydata())
+  # 10 steps per epoch, 200 steps: four levels of 50 steps (5 epochs) each.
+  levels, lengths = np.unique(values, return_counts=True)
+  np.testing.assert_allclose(sorted(levels, reverse=True), [0.2, 0.1, 0.05, 0.025], rtol=1e-6)
+  assert list(lengths) == [50, 50, 50, 50]
+  assert values[0] == pytest.approx(0.2) and values[49] == pytest.approx(0.2)
+  assert values[50] == pytest.approx(0.1)
 
 
 def test_figures_writes_every_notes_figure(tmp_path, capsys):

@@ -63,9 +63,82 @@ def test_contour_marks_minima_and_drops_non_finite_points():
   ax = fig.axes[0]
   drawn = [line for line in ax.get_lines() if line.get_label() == "sgd"][0]
   assert len(drawn.get_xdata()) == len(path)
-  stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
-  assert len(stars) == len(problem.all_minima)
+  minima = [line for line in ax.get_lines() if line.get_gid() in ("global minimum", "local minimum")]
+  assert len(minima) == len(problem.all_minima)
   assert ax.get_xlim() == problem.bounds[0]
+
+
+def _markers(ax, gid):
+  return [line for line in ax.get_lines() if line.get_gid() == gid]
+
+
+@pytest.mark.parametrize("name", ["anisotropic_bowl", "double_well", "saddle"])
+def test_minima_and_saddles_are_drawn_above_every_path(name):
+  problem = lab.get_problem(name)
+  paths = lab.compare(["sgd", "momentum", "adam"], problem, steps=40)
+  for fig in (plots.contour(problem, paths), plots.path_panels(problem, paths)):
+    for ax in fig.axes:
+      special = [line for line in ax.get_lines()
+                 if line.get_gid() in ("minimum", "global minimum", "local minimum", "saddle point")]
+      assert len(special) == len(problem.all_minima) + len(problem.saddles)
+      path_lines = [line for line in ax.get_lines() if line.get_gid() is None]
+      assert path_lines
+      assert min(m.get_zorder() for m in special) > max(p.get_zorder() for p in path_lines)
+
+
+def test_the_double_wells_minima_have_different_markers_and_labels():
+  problem = lab.double_well()
+  ax = plots.contour(problem, {"sgd": lab.trajectory("sgd", problem)}).axes[0]
+  (glob,), (local,) = _markers(ax, "global minimum"), _markers(ax, "local minimum")
+  assert glob.get_marker() != local.get_marker()
+  np.testing.assert_allclose([glob.get_xdata()[0], glob.get_ydata()[0]], problem.all_minima[0])
+  np.testing.assert_allclose([local.get_xdata()[0], local.get_ydata()[0]], problem.all_minima[1])
+  legend = [t.get_text() for t in ax.get_legend().get_texts()]
+  assert {"global minimum", "local minimum", "saddle point", "sgd"} <= set(legend)
+  # No path shares a minimum's marker.
+  path_markers = {line.get_marker() for line in ax.get_lines() if line.get_gid() is None}
+  assert not path_markers & {glob.get_marker(), local.get_marker()}
+  # A problem with one minimum just calls it the minimum.
+  bowl = plots.contour(lab.anisotropic_bowl(), _bowl_paths()).axes[0]
+  assert len(_markers(bowl, "minimum")) == 1 and not _markers(bowl, "local minimum")
+
+
+@pytest.mark.parametrize("name", sorted(lab.PROBLEMS))
+def test_titles_are_mathtext_formulas_not_internal_names(name):
+  problem = lab.get_problem(name)
+  paths = {"sgd": lab.trajectory("sgd", problem, steps=10)}
+  titles = [plots.contour(problem, paths).axes[0].get_title(),
+            plots.loss_curves(problem, paths).axes[0].get_title(),
+            plots.path_panels(problem, paths).get_suptitle()]
+  for title in titles:
+    assert f"${problem.tex}$" in title, title
+    assert problem.label in title and problem.name not in title.replace(problem.label, ""), title
+    outside_math = title.split("$")[::2]
+    assert not any("^" in part or "_" in part for part in outside_math), title
+  # Every title renders: mathtext errors surface when the figure is drawn.
+  plots.png_bytes(plots.contour(problem, paths))
+  noisy = lab.noisy(problem, 2.0, 8)
+  assert "$\\sigma = 2$" in noisy.title and "batch 8" in noisy.title
+
+
+def test_a_problem_without_a_minimum_gets_a_symlog_loss_axis():
+  saddle = lab.saddle()
+  paths = lab.compare(["sgd", "momentum", "adam"], saddle)
+  ax = plots.loss_curves(saddle, paths).axes[0]
+  # Momentum falls to ~-4e7 while Adam stays near -10: on a linear axis only
+  # one curve would be visible.
+  assert ax.get_yscale() == "symlog"
+  assert "symmetric log" in ax.get_title()
+  np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), lab.losses(saddle, paths["sgd"]), rtol=1e-6)
+  assert plots.loss_curves(saddle, paths, log=False).axes[0].get_yscale() == "linear"
+  bowl = plots.loss_curves(lab.anisotropic_bowl(), _bowl_paths()).axes[0]
+  assert bowl.get_yscale() == "log" and "log axis" in bowl.get_title()
+
+
+def test_training_curves_have_a_title():
+  history = {"sgd": {"epoch": [1, 2], "val_accuracy": [0.5, 0.8], "val_loss": [1.0, 0.5]}}
+  assert "held-out accuracy" in plots.training_curves(history).get_suptitle()
+  assert plots.training_curves(history, title="mine").get_suptitle() == "mine"
 
 
 def test_loss_curves_are_gaps_on_a_log_scale():

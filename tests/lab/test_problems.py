@@ -1,6 +1,6 @@
 """The lab's problems, runs and summaries, and the notes' figures stated as facts.
 
-Each figure of the notes is checked as the property it shows (SEEDS.md
+Each figure of the notes is checked as the property it shows (notes
 000-004): SGD zig-zags on the anisotropic bowl, Adam gets to the minimum
 sooner where the conditioning is poor, the uncorrected EMA starts near zero,
 gradient descent stalls on a saddle's stable manifold and escapes off it,
