@@ -418,7 +418,7 @@ def restore_checkpoint(
   The params come back in the layout of ``params_template`` and the state in
   the layout of ``optimizer.init(params_template)``, so NamedTuple states,
   ``None`` entries and empty states are the classes ``update`` expects. The
-  template may hold arrays or ``jax.ShapeDtypeStruct``s; it is only used for
+  template may hold arrays or ``jax.ShapeDtypeStruct`` values; it is only used for
   its structure (and, where given, its leaves' sharding). Before any array is
   read, the saved structure, leaf paths, shapes and dtypes are compared with
   the template's.
