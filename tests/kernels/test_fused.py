@@ -73,10 +73,16 @@ def _grads(like, step, seed=0):
 
 
 def _bits(x):
-  """The array's bit pattern (floats viewed as unsigned ints of the same size)."""
+  """The array's bit pattern (floats viewed as unsigned ints of the same size).
+
+  Every NaN maps to one pattern: where two NaNs meet in an addition the result's sign bit
+  is the first operand's, and XLA may swap the operands of a commutative op, so the sign
+  of a NaN is not part of the "bitwise" contract (NaN stays NaN on both paths).
+  """
   x = np.asarray(x)
   if np.issubdtype(x.dtype, np.floating) or x.dtype == jnp.bfloat16:
-    return x.view(f"u{x.dtype.itemsize}")
+    bits = x.view(f"u{x.dtype.itemsize}")
+    return np.where(np.isnan(x.astype(np.float32)), np.iinfo(bits.dtype).max, bits)
   return x
 
 
