@@ -276,7 +276,8 @@ def call_kernel(kernel: str, flag: bool, scalars: jax.Array, params: Sequence[ja
     # XLA's compile time grows faster than linearly in the aliased buffers of one custom
     # call (1000 leaves: about a minute); calls of at most _GROUP leaves each keep it linear
     # and every buffer still in place. Each leaf's arithmetic is the same in any group.
-    new_params, new_moments = [], [[] for _ in moments]
+    new_params: list = []
+    new_moments: list[list] = [[] for _ in moments]
     for lo in range(0, n, _GROUP):
       group = slice(lo, lo + _GROUP)
       p, ms = call_kernel(kernel, flag, scalars, params[group], grads[group], [m[group] for m in moments])
