@@ -14,16 +14,12 @@ import pytest
 
 import jaxopt_notes as jn
 from jaxopt_notes.kernels import fused
+from tests.kernels import test_fused as tf
+from tests.kernels.test_fused import _default_fusing  # noqa: F401  (autouse fixture)
 
-needs_kernel = pytest.mark.skipif(not jn.fused_status().available,
-                                  reason=f"fused kernels not built: {jn.fused_status().reason}")
+needs_kernel = tf.needs_kernel
 
 N_LEAVES = 2 * fused._GROUP + 7  # three groups, the last one short
-
-
-@pytest.fixture(autouse=True)
-def _default_fusing(monkeypatch):
-  monkeypatch.delenv("JAXOPT_NOTES_FUSED", raising=False)
 
 
 def _tree(seed, scale=1.0, width=4):
@@ -38,11 +34,6 @@ def _steps(tx, fused_flag, steps=3):
   for t in range(steps):
     params, state = step(params, state, _tree(10 + t, 0.1))
   return params, state, step.lower(params, state, params).as_text()
-
-
-def _bits(tree):
-  return [np.asarray(x).view(np.uint32) if np.asarray(x).dtype == np.float32 else np.asarray(x)
-          for x in jax.tree.leaves(tree)]
 
 
 @needs_kernel
@@ -60,8 +51,7 @@ def test_grouped_calls_are_bitwise_the_reference_path(make, kernel):
   calls = re.findall(rf"jaxopt_notes_{kernel}\b", text)
   assert len(calls) == -(-N_LEAVES // fused._GROUP) == 3, text.count("custom_call")
   assert "jaxopt_notes_" not in ref_text
-  for a, b in zip(_bits((p_fused, s_fused)), _bits((p_ref, s_ref))):
-    np.testing.assert_array_equal(a, b)
+  tf._assert_bitwise((p_fused, s_fused), (p_ref, s_ref))
 
 
 @needs_kernel
@@ -71,8 +61,7 @@ def test_grouped_adam_keeps_the_documented_tolerance():
   p_fused, s_fused, text = _steps(tx, None)
   p_ref, s_ref, _ = _steps(tx, False)
   assert len(re.findall(r"jaxopt_notes_adam\b", text)) == 3
-  for a, b in zip(_bits(s_fused), _bits(s_ref)):
-    np.testing.assert_array_equal(a, b)
+  tf._assert_bitwise(s_fused, s_ref)
   for a, b in zip(jax.tree.leaves(p_fused), jax.tree.leaves(p_ref)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
 
