@@ -20,7 +20,7 @@ PACKAGE = pathlib.Path(jaxopt_notes.__file__).resolve().parent
 # Lowest first. The teaching lab may use everything; core uses nothing of ours.
 LAYERS = (
     "core", "transforms", "schedules", "kernels", "wrappers", "optimizers",
-    "parallel", "training", "torch_compat", "lab",
+    "parallel", "training", "contrib", "torch_compat", "flax", "lab",
 )
 MAX_LINES = 600
 
