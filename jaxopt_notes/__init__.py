@@ -376,6 +376,11 @@ __all__ += [
     "warmup_constant_schedule",
 ]
 
+# optax.contrib's optimizers: jn.contrib.NAME, as optax.contrib.NAME after `import optax`.
+from jaxopt_notes import contrib  # noqa: E402
+
+__all__ += ["contrib"]
+
 # The namespaces above are modules defined in the layers; registering them under their short
 # paths makes `import jaxopt_notes.tree` and `from jaxopt_notes.projections import ...` work too.
 import sys as _sys  # noqa: E402

@@ -48,7 +48,7 @@ def _public_callables():
   import jaxopt_notes.flax
   from jaxopt_notes import torch_compat
 
-  for namespace in (jaxopt_notes, torch_compat, jaxopt_notes.flax):
+  for namespace in (jaxopt_notes, torch_compat, jaxopt_notes.flax, jaxopt_notes.contrib):
     for name in namespace.__all__:
       obj = getattr(namespace, name)
       if not inspect.ismodule(obj) and _needs_example(obj):

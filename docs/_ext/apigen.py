@@ -29,6 +29,7 @@ SUBMODULES = (
   ("jaxopt_notes.microbatching", "Running a function over a batch in microbatches inside one step."),
   ("jaxopt_notes.sharding", "State placement on meshes (also exported flat)."),
   ("jaxopt_notes.torch_compat", "torch.optim's optimizers and lr schedulers, with torch's names and numbers."),
+  ("jaxopt_notes.contrib", "optax.contrib's optimizers, with optax.contrib's names and numbers."),
   ("jaxopt_notes.flax", "flax nnx: an ``nnx.Optimizer`` whose update is the fused step (needs flax)."),
   ("jaxopt_notes.schedules.torch_style", "torch.optim.lr_scheduler's schedulers as schedules."),
   ("jaxopt_notes.lab", "The optimizer lab: the notes' problems, runs and series."),
