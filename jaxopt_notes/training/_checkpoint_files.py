@@ -235,6 +235,8 @@ def _read_lock(path: str) -> tuple[Optional[dict[str, Any]], float]:
   try:
     with open(path, encoding="utf-8") as f:
       info = json.load(f)
+  except FileNotFoundError:
+    raise  # released between the stat and the open: the caller tries again
   except (OSError, ValueError):
     return None, age
   ok = isinstance(info, dict) and isinstance(info.get("pid"), int) and "token" in info

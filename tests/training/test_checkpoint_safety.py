@@ -219,6 +219,29 @@ def test_a_contended_lock_always_names_its_holder(hard_links, tmp_path, monkeypa
   assert sorted(os.listdir(tmp_path)) == []  # no lock and no staged record left behind
 
 
+def test_a_lock_released_between_its_stat_and_its_read_is_taken(tmp_path, monkeypatch):
+  """The race CI found: the holder let go after the loser's stat and before its open. The
+  loser used to report an unreadable holder and give up; it now takes the free lock."""
+  from jaxopt_notes.training import _checkpoint_files as files
+
+  path = tmp_path / ".7.lock"
+  path.write_text(json.dumps({"pid": os.getpid(), "token": "holder", "host": "elsewhere", "time": 0}))
+  real_stat, released = files.os.stat, []
+
+  def stat_then_release(p, *args, **kwargs):
+    out = real_stat(p, *args, **kwargs)
+    if os.fspath(p) == str(path) and not released:
+      released.append(True)
+      os.unlink(path)  # the holder's release, between the loser's stat and open
+    return out
+
+  monkeypatch.setattr(files.os, "stat", stat_then_release)
+  with files.step_lock(str(tmp_path), 7):
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert json.loads(path.read_text())["token"] != "holder"
+  assert released and not path.exists()
+
+
 def test_a_killed_writers_staged_lock_record_is_swept(tmp_path):
   """A record staged by a writer killed before linking it is removed by the next writer."""
   versions = _version(1, 10)
