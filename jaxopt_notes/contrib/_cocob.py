@@ -73,7 +73,9 @@ def scale_by_cocob(
     return COCOBState(
         init_particles=params,
         cumulative_gradients=zeros,
-        scale=tree_lib.scale(eps, tree_lib.tree_ones_like(params)),
+        # eps * ones(p) is exactly eps; a product of constants would be folded
+        # and lose the params' placement under jit, so fill it directly.
+        scale=tree_lib.tree_full_like(params, eps),
         subgradients=zeros,
         reward=zeros,
     )

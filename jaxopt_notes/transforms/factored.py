@@ -150,7 +150,8 @@ def scale_by_factored_rms(
     placeholder = jnp.zeros((1,), p.dtype)
     axes = _factored_axes(p.shape, factored, min_size)
     if axes is None:
-      return placeholder, placeholder, jnp.zeros_like(p)
+      # Placed: under jit on an auto mesh a bare zeros_like would be left whole on one device.
+      return placeholder, placeholder, tree_lib.placed_like(p, jnp.zeros_like(p))
     small, large = axes
     without = lambda axis: tuple(n for i, n in enumerate(p.shape) if i != axis)
     return jnp.zeros(without(large), p.dtype), jnp.zeros(without(small), p.dtype), placeholder

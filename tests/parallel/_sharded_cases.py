@@ -32,6 +32,7 @@ from jax.sharding import PartitionSpec as P
 
 import jaxopt_notes as jn
 from jaxopt_notes.parallel import sharding as shd
+from tests import _every
 
 AUTO, EXPLICIT = AxisType.Auto, AxisType.Explicit
 
@@ -460,3 +461,28 @@ class TestZero1:
       spec = shd.zero1_spec(leaf.shape, mesh, "data")
       assert leaf.sharding.is_equivalent_to(NamedSharding(mesh, spec), leaf.ndim)
     chex.assert_trees_all_close(params, r_params, rtol=1e-6, atol=1e-7)
+
+
+class TestEveryOptimizerInit:
+  """Every optimizer of tests/_every.py: a jitted ``init`` on params split over
+  the mesh gives each state leaf that mirrors a param (a subtree shaped like
+  the params, a leaf of its param's shape) that param's sharding."""
+
+  @pytest.mark.parametrize("axis_type", [AUTO, EXPLICIT], ids=["auto", "explicit"])
+  @pytest.mark.parametrize("name", sorted(_every.ALL))
+  def test_jitted_init_is_placed_like_the_params(self, name, axis_type):
+    mesh = _mesh(axis_type)
+    params = _place(_host_params(), mesh)
+    with jax.set_mesh(mesh):
+      state = jax.jit(_every.ALL[name].build().init)(params)
+    structure = jax.tree.structure(params)
+    mirrors = jax.tree.leaves(state, is_leaf=lambda x: jax.tree.structure(x) == structure)
+    for mirror in mirrors:
+      if jax.tree.structure(mirror) != structure:
+        continue
+      for (path, leaf), param in zip(jax.tree_util.tree_leaves_with_path(mirror), jax.tree.leaves(params)):
+        if leaf.shape == param.shape and leaf.ndim:
+          assert leaf.sharding.is_equivalent_to(param.sharding, leaf.ndim), (
+              f"{name}: state leaf {jax.tree_util.keystr(path)} has {leaf.sharding.spec}, "
+              f"its param {param.sharding.spec}"
+          )

@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from tests import _every
+
 CASES = pathlib.Path(__file__).with_name("_sharded_cases.py")
 ROOT = CASES.parent.parent
 TIMEOUT_S = 300
@@ -55,6 +57,8 @@ def run_sharded_cases(selector: str, tmp_path: pathlib.Path) -> dict[str, int]:
         # 17 optimizers' steps and 2 meshes for clip_by_global_norm.
         ("TestCommunication", 17 + 2),
         ("TestZero1", 12),
+        # Every optimizer of tests/_every.py, on an auto and an explicit mesh.
+        ("TestEveryOptimizerInit", 2 * len(_every.ALL)),
     ],
 )
 def test_sharded_cases(selector, at_least, tmp_path):
