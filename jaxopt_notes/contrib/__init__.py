@@ -18,8 +18,15 @@ from jaxopt_notes.contrib._ademamix import (
 )
 from jaxopt_notes.contrib._adopt import acprop, adopt, scale_by_acprop, scale_by_adopt
 from jaxopt_notes.contrib._cocob import COCOBState, cocob, scale_by_cocob
+from jaxopt_notes.contrib._complex_valued import (
+    SplitRealAndImaginaryArrays,
+    SplitRealAndImaginaryState,
+    split_real_and_imaginary,
+)
 from jaxopt_notes.contrib._dog import DoGState, DoWGState, dog, dowg
+from jaxopt_notes.contrib._galore import GaLoreDimensionNumbers, GaLoreState, galore, scale_by_galore
 from jaxopt_notes.contrib._madgrad import MadgradState, madgrad, scale_by_madgrad
+from jaxopt_notes.contrib._mechanic import MechanicState, mechanize
 from jaxopt_notes.contrib._momo import MomoAdamState, MomoState, momo, momo_adam
 from jaxopt_notes.contrib._muon import (
     MuonDimensionNumbers,
@@ -29,15 +36,30 @@ from jaxopt_notes.contrib._muon import (
     scale_by_muon,
     scale_by_shape,
 )
+from jaxopt_notes.contrib._privacy import DifferentiallyPrivateAggregateState, differentially_private_aggregate, dpsgd
 from jaxopt_notes.contrib._prodigy import DAdaptAdamWState, ProdigyState, dadapt_adamw, prodigy
+from jaxopt_notes.contrib._sam import NormalizeState, SAMState, normalize, sam
+from jaxopt_notes.contrib._shampoo import ShampooState, shampoo
+from jaxopt_notes.contrib._soap import SOAPState, soap
+from jaxopt_notes.contrib._sophia import (
+    HutchinsonState,
+    SophiaState,
+    hutchinson_estimator_diag_hessian,
+    scale_by_sophia,
+    sophia,
+)
 from jaxopt_notes.training.plateau import ReduceLROnPlateauState, reduce_on_plateau
 
 __all__ = [
-    "COCOBState", "DAdaptAdamWState", "DoGState", "DoWGState", "MadgradState", "MomoAdamState",
-    "MomoState", "MuonDimensionNumbers", "MuonState", "ProdigyState", "ReduceLROnPlateauState",
-    "ScaleByAdemamixState", "ScaleBySimplifiedAdEMAMixState", "acprop", "ademamix", "adopt",
-    "cocob", "dadapt_adamw", "dog", "dowg", "madgrad", "momo", "momo_adam", "muon",
-    "orthogonalize_via_newton_schulz", "prodigy", "reduce_on_plateau", "scale_by_acprop",
-    "scale_by_ademamix", "scale_by_adopt", "scale_by_cocob", "scale_by_madgrad", "scale_by_muon",
-    "scale_by_shape", "scale_by_simplified_ademamix", "simplified_ademamix",
+    "COCOBState", "DAdaptAdamWState", "DifferentiallyPrivateAggregateState", "DoGState", "DoWGState",
+    "GaLoreDimensionNumbers", "GaLoreState", "HutchinsonState", "MadgradState", "MechanicState", "MomoAdamState",
+    "MomoState", "MuonDimensionNumbers", "MuonState", "NormalizeState", "ProdigyState", "ReduceLROnPlateauState",
+    "SAMState", "SOAPState", "ScaleByAdemamixState", "ScaleBySimplifiedAdEMAMixState", "ShampooState", "SophiaState",
+    "SplitRealAndImaginaryArrays", "SplitRealAndImaginaryState", "acprop", "ademamix", "adopt", "cocob",
+    "dadapt_adamw", "differentially_private_aggregate", "dog", "dowg", "dpsgd", "galore",
+    "hutchinson_estimator_diag_hessian", "madgrad", "mechanize", "momo", "momo_adam", "muon", "normalize",
+    "orthogonalize_via_newton_schulz", "prodigy", "reduce_on_plateau", "sam", "scale_by_acprop", "scale_by_ademamix",
+    "scale_by_adopt", "scale_by_cocob", "scale_by_galore", "scale_by_madgrad", "scale_by_muon", "scale_by_shape",
+    "scale_by_simplified_ademamix", "scale_by_sophia", "shampoo", "simplified_ademamix", "soap", "sophia",
+    "split_real_and_imaginary",
 ]

@@ -1,0 +1,154 @@
+"""shampoo against pytorch_optimizer.Shampoo (4.1.0): 50-step trajectories
+on a small model's shapes (a square and a tall matrix, a vector, a scalar, a
+conv kernel), every option, float64 and float32, jitted (one op-by-op run);
+jit, inject_hyperparams and MultiSteps; init state; bad arguments.
+
+The inverse roots come from an SVD of a positive definite sum, a function of
+the matrix alone, so no basis choice enters (unlike soap's eigenvectors).
+The lockstep runner is soap's (tests/contrib/test_soap.py).
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from pytorch_optimizer import Shampoo
+
+import jaxopt_notes as jn
+from jaxopt_notes.contrib import _shampoo as ours
+from tests.contrib import _common as cm
+from tests.contrib.test_soap import assert_close, precision, run_both
+
+SHAPES = {"w": (4, 4), "t": (6, 3), "b": (5,), "k": (4, 3, 3, 3), "s": ()}
+
+CASES = {
+    "defaults": dict(lr=1e-2),
+    "momentum": dict(lr=1e-2, momentum=0.9),
+    "momentum-low-coupled-decay": dict(lr=1e-2, momentum=0.3, weight_decay=0.1),
+    "decoupled-decay": dict(lr=1e-2, weight_decay=0.1, weight_decouple=True),
+    # With roots only every 3 steps, the vector's first root (at step 3) is
+    # of a rank-3 sum: its other directions, scaled by matrix_eps^(-1/2), blow
+    # the vector up to ~200 in both libraries (and float32's rounding with it);
+    # a larger matrix_eps keeps the run meaningful.
+    "fixed-decay-every-3": dict(
+        lr=1e-2, weight_decay=0.01, weight_decouple=True, fixed_decay=True, preconditioning_compute_steps=3,
+        matrix_eps=1e-3,
+    ),
+}
+
+# float64: rounding only (two SVDs, two matmul orders; measured worst over the
+# cases, 50 steps: 1.1e-13 absolute, 3.6e-13 relative, the vector with
+# momentum). float32: the vector's early sums are rank deficient, so its
+# roots' matrix_eps directions (scaled by 1e3) carry the SVDs' float32
+# rounding (measured worst 7e-5 absolute, 1.8e-4 relative; 2e-6 on the rest).
+TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-3, atol=3e-4)}
+
+
+def _run(kw, dtype, **opts):
+  with precision(dtype):
+    return run_both(kw, SHAPES, dtype, torch_cls=Shampoo, factory=ours.shampoo, **opts)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_float64_matches_torch(case):
+  got, want, _, init = _run(CASES[case], "float64")
+  assert_close(got, want, init, TOL["float64"], first_step_moves=True)
+
+
+# float32 reaches every option the same way; two cases cover its own paths.
+@pytest.mark.parametrize("case", ["momentum", "fixed-decay-every-3"])
+def test_float32_matches_torch(case):
+  got, want, _, init = _run(CASES[case], "float32")
+  assert_close(got, want, init, TOL["float32"], first_step_moves=True)
+
+
+def test_op_by_op_matches_torch():
+  """Eager dispatch is slow: 6 steps."""
+  kw = dict(CASES["momentum-low-coupled-decay"], lr=0.05)
+  got, want, _, init = _run(kw, "float64", jit=False, steps=6)
+  assert_close(got, want, init, TOL["float64"], first_step_moves=True)
+
+
+def test_init_state():
+  params = {"w": jnp.ones((4, 3)), "b": jnp.ones(5), "k": jnp.ones((4, 3, 3, 2)), "s": jnp.ones(())}
+  state = ours.shampoo(matrix_eps=0.5).init(params)
+  assert isinstance(state, ours.ShampooState)
+  assert state._fields == ("count", "momentum", "preconditioners", "inverse_roots")
+  assert state.count.dtype == jnp.int32 and int(state.count) == 0
+  chex.assert_trees_all_equal(state.momentum, jax.tree.map(jnp.zeros_like, params))
+  for k, p in params.items():
+    assert tuple(m.shape for m in state.preconditioners[k]) == tuple((d, d) for d in p.shape)
+    for m in state.preconditioners[k]:
+      np.testing.assert_array_equal(m, 0.5 * np.eye(m.shape[0]))
+    for m in state.inverse_roots[k]:
+      np.testing.assert_array_equal(m, np.zeros_like(m))
+  assert state.preconditioners["s"] == ()
+
+
+def _random(seed, n):
+  rng = np.random.default_rng(seed)
+  params = {"w": jnp.asarray(rng.normal(size=(3, 3)), jnp.float32), "b": jnp.asarray(rng.normal(size=2), jnp.float32)}
+  grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params) for _ in range(n)]
+  return params, grads
+
+
+def _steps(tx, params, grads, state=None):
+  update = jax.jit(tx.update)
+  state = tx.init(params) if state is None else state
+  for g in grads:
+    u, state = update(g, state, params)
+    params = jn.apply_updates(params, u)
+  return params
+
+
+def test_inject_hyperparams_and_schedule_equal_the_plain_run():
+  params, grads = _random(1, 6)
+  kw = dict(momentum=0.5, weight_decay=0.1, weight_decouple=True, preconditioning_compute_steps=2)
+  plain = _steps(ours.shampoo(0.05, **kw), params, grads)
+  injected = optax.inject_hyperparams(ours.shampoo)(learning_rate=0.05, **kw)
+  chex.assert_trees_all_close(_steps(injected, params, grads), plain, rtol=1e-6, atol=1e-7)
+  chex.assert_trees_all_equal(_steps(ours.shampoo(lambda count: 0.05, **kw), params, grads), plain)
+  state = injected.init(params)
+  state.hyperparams["learning_rate"] = jnp.asarray(0.025)
+  halved = _steps(injected, params, grads, state)
+  chex.assert_trees_all_close(halved, _steps(ours.shampoo(0.025, **kw), params, grads), rtol=1e-6, atol=1e-7)
+  assert not np.allclose(np.asarray(halved["w"]), np.asarray(plain["w"]))
+
+
+def test_multi_steps_equals_shampoo_on_the_mean_gradients():
+  params, grads = _random(3, 8)
+  kw = dict(learning_rate=0.05, momentum=0.5)
+  multi = optax.MultiSteps(ours.shampoo(**kw), every_k_schedule=2)
+  means = [jax.tree.map(lambda a, b: (a + b) / 2, grads[i], grads[i + 1]) for i in range(0, 8, 2)]
+  chex.assert_trees_all_close(_steps(multi, params, grads), _steps(ours.shampoo(**kw), params, means), rtol=1e-6)
+
+
+def test_update_needs_params_only_with_weight_decay():
+  cm.assert_update_needs_params(ours.shampoo(weight_decay=0.1))
+  tx = ours.shampoo()
+  params = {"w": jnp.ones((2, 2))}
+  u, _ = tx.update({"w": jnp.ones((2, 2))}, tx.init(params), None)
+  assert cm.finite(u) and float(jnp.max(jnp.abs(u["w"]))) > 0
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    (dict(learning_rate=NAN), ValueError, "learning_rate"),
+    (dict(learning_rate=None), TypeError, "learning_rate"),
+    (dict(momentum=1.0), ValueError, "momentum"),
+    (dict(momentum=-0.1), ValueError, "momentum"),
+    (dict(weight_decay=-1e-2), ValueError, "weight_decay"),
+    (dict(weight_decouple="yes"), TypeError, "weight_decouple"),
+    (dict(fixed_decay=1), TypeError, "fixed_decay"),
+    (dict(preconditioning_compute_steps=0), ValueError, "preconditioning_compute_steps"),
+    (dict(preconditioning_compute_steps=1.5), ValueError, "preconditioning_compute_steps"),
+    (dict(matrix_eps=-1.0), ValueError, "matrix_eps"),
+])
+def test_bad_arguments_raise_naming_the_argument(kwargs, error, name):
+  cm.assert_raises_naming(ours.shampoo, kwargs, error, name)
