@@ -8,6 +8,7 @@ difference (argument checks, ``learning_rate=None`` refused, a guard where
 optax returns NaN).
 """
 
+from jaxopt_notes.contrib._adam_mini import ScaleByAdamMiniState, adam_mini, adam_mini_partition, scale_by_adam_mini
 from jaxopt_notes.contrib._ademamix import (
     ScaleByAdemamixState,
     ScaleBySimplifiedAdEMAMixState,
@@ -17,6 +18,7 @@ from jaxopt_notes.contrib._ademamix import (
     simplified_ademamix,
 )
 from jaxopt_notes.contrib._adopt import acprop, adopt, scale_by_acprop, scale_by_adopt
+from jaxopt_notes.contrib._cautious import cautious, cautious_adamw, cautious_lion, cautious_mask
 from jaxopt_notes.contrib._cocob import COCOBState, cocob, scale_by_cocob
 from jaxopt_notes.contrib._complex_valued import (
     SplitRealAndImaginaryArrays,
@@ -26,6 +28,7 @@ from jaxopt_notes.contrib._complex_valued import (
 from jaxopt_notes.contrib._dog import DoGState, DoWGState, dog, dowg
 from jaxopt_notes.contrib._galore import GaLoreDimensionNumbers, GaLoreState, galore, scale_by_galore
 from jaxopt_notes.contrib._madgrad import MadgradState, madgrad, scale_by_madgrad
+from jaxopt_notes.contrib._mars import ScaleByMarsState, mars_adamw, mars_lion, mars_shampoo, scale_by_mars
 from jaxopt_notes.contrib._mechanic import MechanicState, mechanize
 from jaxopt_notes.contrib._momo import MomoAdamState, MomoState, momo, momo_adam
 from jaxopt_notes.contrib._muon import (
@@ -39,6 +42,13 @@ from jaxopt_notes.contrib._muon import (
 from jaxopt_notes.contrib._privacy import DifferentiallyPrivateAggregateState, differentially_private_aggregate, dpsgd
 from jaxopt_notes.contrib._prodigy import DAdaptAdamWState, ProdigyState, dadapt_adamw, prodigy
 from jaxopt_notes.contrib._sam import NormalizeState, SAMState, normalize, sam
+from jaxopt_notes.contrib._schedule_free import (
+    ScheduleFreeState,
+    schedule_free,
+    schedule_free_adamw,
+    schedule_free_eval_params,
+    schedule_free_sgd,
+)
 from jaxopt_notes.contrib._shampoo import ShampooState, shampoo
 from jaxopt_notes.contrib._soap import SOAPState, soap
 from jaxopt_notes.contrib._sophia import (
@@ -54,12 +64,15 @@ __all__ = [
     "COCOBState", "DAdaptAdamWState", "DifferentiallyPrivateAggregateState", "DoGState", "DoWGState",
     "GaLoreDimensionNumbers", "GaLoreState", "HutchinsonState", "MadgradState", "MechanicState", "MomoAdamState",
     "MomoState", "MuonDimensionNumbers", "MuonState", "NormalizeState", "ProdigyState", "ReduceLROnPlateauState",
-    "SAMState", "SOAPState", "ScaleByAdemamixState", "ScaleBySimplifiedAdEMAMixState", "ShampooState", "SophiaState",
-    "SplitRealAndImaginaryArrays", "SplitRealAndImaginaryState", "acprop", "ademamix", "adopt", "cocob",
-    "dadapt_adamw", "differentially_private_aggregate", "dog", "dowg", "dpsgd", "galore",
-    "hutchinson_estimator_diag_hessian", "madgrad", "mechanize", "momo", "momo_adam", "muon", "normalize",
-    "orthogonalize_via_newton_schulz", "prodigy", "reduce_on_plateau", "sam", "scale_by_acprop", "scale_by_ademamix",
-    "scale_by_adopt", "scale_by_cocob", "scale_by_galore", "scale_by_madgrad", "scale_by_muon", "scale_by_shape",
-    "scale_by_simplified_ademamix", "scale_by_sophia", "shampoo", "simplified_ademamix", "soap", "sophia",
-    "split_real_and_imaginary",
+    "SAMState", "SOAPState", "ScaleByAdamMiniState", "ScaleByAdemamixState", "ScaleByMarsState",
+    "ScaleBySimplifiedAdEMAMixState", "ScheduleFreeState", "ShampooState", "SophiaState",
+    "SplitRealAndImaginaryArrays", "SplitRealAndImaginaryState", "acprop", "adam_mini", "adam_mini_partition",
+    "ademamix", "adopt", "cautious", "cautious_adamw", "cautious_lion", "cautious_mask", "cocob", "dadapt_adamw",
+    "differentially_private_aggregate", "dog", "dowg", "dpsgd", "galore", "hutchinson_estimator_diag_hessian",
+    "madgrad", "mars_adamw", "mars_lion", "mars_shampoo", "mechanize", "momo", "momo_adam", "muon", "normalize",
+    "orthogonalize_via_newton_schulz", "prodigy", "reduce_on_plateau", "sam", "scale_by_acprop", "scale_by_adam_mini",
+    "scale_by_ademamix", "scale_by_adopt", "scale_by_cocob", "scale_by_galore", "scale_by_madgrad", "scale_by_mars",
+    "scale_by_muon", "scale_by_shape", "scale_by_simplified_ademamix", "scale_by_sophia", "schedule_free",
+    "schedule_free_adamw", "schedule_free_eval_params", "schedule_free_sgd", "shampoo", "simplified_ademamix", "soap",
+    "sophia", "split_real_and_imaginary",
 ]

@@ -32,11 +32,17 @@ def _lerp(start, end, weight):
   return jnp.where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight))
 
 
-def _inverse_root(matrix, power):
+def _inverse_root(matrix, power, floor):
   # By SVD, in float64 for float64 and float32 otherwise, as the reference does.
   dtype = jnp.float64 if matrix.dtype == jnp.float64 else jnp.float32
   u, s, vh = jnp.linalg.svd(matrix.astype(dtype), full_matrices=False)
-  return ((u * (s ** (-1.0 / power))[None, :]) @ vh).astype(matrix.dtype)
+  # The sum is eps I plus outer products, so no singular value is below
+  # eps: one computed below it (0 when eps drowns in float32 rounding) is
+  # raised to it, where the reference gets 0^(-1/p) = inf and then NaN. With
+  # eps = 0 a zero singular value's direction gets no step (a pseudo-inverse).
+  s = jnp.maximum(s, jnp.asarray(floor, dtype))
+  root = jnp.where(s > 0, s ** (-1.0 / power), jnp.zeros_like(s))
+  return ((u * root[None, :]) @ vh).astype(matrix.dtype)
 
 
 def _precondition(g, inverse_roots):
@@ -90,8 +96,12 @@ def shampoo(
   its tolerance: a rank-deficient early sum makes the float32 root of its
   ``matrix_eps`` directions noisy in both). Deliberate differences: the
   arguments are checked when it is built; ``learning_rate=None`` is refused;
-  a schedule is called with the count of steps taken. ``update`` needs
-  ``params`` when ``weight_decay`` is not 0.
+  a schedule is called with the count of steps taken; a singular value of
+  a sum computed below ``matrix_eps`` (in float32 the eps directions of a
+  sum of a few outer products can come out as exactly 0) is raised to
+  ``matrix_eps``, the least it can be, where the reference's root is
+  infinite and its step NaN (and with ``matrix_eps=0`` such a direction
+  gets no step). ``update`` needs ``params`` when ``weight_decay`` is not 0.
 
   Args:
     learning_rate: :math:`\eta_t`, a number or a schedule (default 1e-3).
@@ -163,7 +173,7 @@ def shampoo(
       for axis, (l_i, r_i) in enumerate(zip(pre, roots)):
         unfolded = jnp.moveaxis(g, axis, 0).reshape(g.shape[axis], -1)
         l_i = l_i + unfolded @ unfolded.T
-        r_i = jax.lax.cond(recompute, lambda m: _inverse_root(m, 2 * g.ndim), lambda _, r=r_i: r, l_i)
+        r_i = jax.lax.cond(recompute, lambda m: _inverse_root(m, 2 * g.ndim, matrix_eps), lambda _, r=r_i: r, l_i)
         new_pre.append(l_i)
         new_roots.append(r_i)
       direction = _precondition(g, new_roots)

@@ -39,6 +39,14 @@ from jaxopt_notes.schedules.torch_style import (
     polynomial_lr,
     step_lr,
 )
+from jaxopt_notes.torch_compat.matrix import (
+    TorchAdafactorState,
+    TorchMuonState,
+    adafactor,
+    muon,
+    scale_by_torch_adafactor,
+    scale_by_torch_muon,
+)
 from jaxopt_notes.torch_compat.optimizers import adadelta, adagrad, adam, adamax, adamw, nadam, radam, rmsprop, sgd
 from jaxopt_notes.torch_compat.transforms import (
     TorchMomentumState,
@@ -52,9 +60,11 @@ from jaxopt_notes.torch_compat.transforms import (
 __all__ = [
     # optimizers, named like torch.optim's classes
     "adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd",
+    "adafactor", "muon",
     # the transforms whose math differs from the library's
     "TorchMomentumState", "TorchNAdamState", "scale_by_torch_amsgrad",
     "scale_by_torch_nadam", "scale_by_torch_radam", "torch_momentum",
+    "TorchAdafactorState", "TorchMuonState", "scale_by_torch_adafactor", "scale_by_torch_muon",
     # schedules, from jaxopt_notes.schedules.torch_style
     "cosine_annealing_lr", "exponential_lr", "linear_lr", "multi_step_lr",
     "one_cycle_lr", "polynomial_lr", "step_lr",
