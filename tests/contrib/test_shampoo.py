@@ -152,3 +152,28 @@ NAN = float("nan")
 ])
 def test_bad_arguments_raise_naming_the_argument(kwargs, error, name):
   cm.assert_raises_naming(ours.shampoo, kwargs, error, name)
+
+
+def test_a_sum_whose_eps_drowns_in_float32_gives_finite_steps():
+  """A vector whose gradient never has a third component: its sum is eps in
+  that direction, which float32 rounds to a zero singular value (the reference's
+  formula then takes 0^(-1/2)); ours raises it to eps and keeps going."""
+  end = jnp.array([1.0, -1.0, 1.0])
+  objective = lambda p: jnp.sum((p - end) ** 2)
+  tx = ours.shampoo(0.3)
+  p = jnp.array([-1.0, 10.0, 1.0])
+  state = tx.init(p)
+  step = jax.jit(lambda p, s: tx.update(jax.grad(objective)(p), s, p))
+  for _ in range(2000):
+    u, state = step(p, state)
+    p = jn.apply_updates(p, u)
+  _, s, _ = jnp.linalg.svd(state.preconditioners[0])
+  assert float(jnp.min(s)) < 1e-6  # the case is real: the eps direction is lost to rounding
+  assert bool(jnp.all(jnp.isfinite(p))) and bool(jnp.all(jnp.isfinite(state.inverse_roots[0])))
+  assert float(jnp.max(jnp.abs(p - end))) < 0.1
+  np.testing.assert_array_equal(np.asarray(p)[2], 1.0)  # no step where no gradient ever was
+
+
+def test_zero_eps_gives_no_step_along_a_zero_singular_value():
+  root = ours._inverse_root(jnp.diag(jnp.array([4.0, 0.0])), 2, 0.0)
+  np.testing.assert_allclose(np.asarray(root), np.diag([0.5, 0.0]), rtol=1e-6)
