@@ -203,11 +203,18 @@ def scale_by_galore(
 
   def shapes(p, dims):
     if dims is None:
-      return jnp.zeros((0, 0), dtype=p.dtype), jnp.zeros_like(p)
+      return jnp.zeros((0, 0), dtype=p.dtype), tree_lib.placed_like(p, jnp.zeros_like(p))
     _, _, (m, n) = _matrix_view(p.shape, dims)
     r = min(rank, m, n)
     projector, proxy = ((m, r), (r, n)) if m >= n else ((n, r), (m, r))
-    return jnp.zeros(projector, dtype=p.dtype), jnp.zeros(proxy, dtype=p.dtype)
+
+    def zeros(shape):
+      # At full rank a factor can have the param's shape (its rows the param's
+      # rows): that one is split like the param, as a moment would be.
+      z = jnp.zeros(shape, dtype=p.dtype)
+      return tree_lib.placed_like(p, z) if shape == p.shape else z
+
+    return zeros(projector), zeros(proxy)
 
   def init_fn(params):
     if not jax.tree.leaves(params):

@@ -142,7 +142,7 @@ def shampoo(
     validation.check_float_params(params)
     return ShampooState(
         count=jnp.zeros([], jnp.int32),
-        momentum=jax.tree.map(jnp.zeros_like, params),
+        momentum=tree_lib.tree_zeros_like(params),
         preconditioners=jax.tree.map(
             lambda p: tuple(jnp.eye(d, dtype=p.dtype) * jnp.asarray(matrix_eps, p.dtype) for d in p.shape), params
         ),

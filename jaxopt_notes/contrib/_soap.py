@@ -287,7 +287,7 @@ def soap(
 
   def init_fn(params):
     validation.check_float_params(params)
-    zeros = jax.tree.map(jnp.zeros_like, params)
+    zeros = tree_lib.tree_zeros_like(params)
     bases = jax.tree.map(per_leaf_zeros, params)
     return SOAPState(
         count=jnp.zeros([], jnp.int32), exp_avg=zeros, exp_avg_sq=zeros, gg=bases, q=bases,

@@ -270,14 +270,19 @@ def scale_by_torch_adafactor(
   validation.check_real("d", d, minimum=1.0)
 
   def init_fn(params):
-    zeros = tree_lib.tree_zeros_like(params)
-    empty = lambda z: z.reshape(-1)[:0]  # noqa: E731
-    factored = lambda fn: lambda z: fn(z) if z.ndim > 1 else empty(z)  # noqa: E731
+    # The factors are new constants of their own shapes (slicing the params'
+    # zeros would slice a split axis, which an explicit mesh refuses); only
+    # the full second moment mirrors a param and is placed like it.
+    def factor(p, shape):
+      return jnp.zeros(shape if p.ndim > 1 else (0,), p.dtype)
+
     return TorchAdafactorState(
         count=jnp.zeros([], jnp.int32),
-        row_var=jax.tree.map(factored(lambda z: z[..., :1]), zeros),
-        col_var=jax.tree.map(factored(lambda z: z[..., :1, :]), zeros),
-        variance=jax.tree.map(lambda z: empty(z) if z.ndim > 1 else z, zeros),
+        row_var=jax.tree.map(lambda p: factor(p, p.shape[:-1] + (1,)), params),
+        col_var=jax.tree.map(lambda p: factor(p, p.shape[:-2] + (1,) + p.shape[-1:]), params),
+        variance=jax.tree.map(
+            lambda p: jnp.zeros((0,), p.dtype) if p.ndim > 1 else tree_lib.placed_like(p, jnp.zeros_like(p)), params
+        ),
     )
 
   def update_fn(updates, state, params=None):
