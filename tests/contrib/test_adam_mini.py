@@ -14,8 +14,6 @@ problem, step by step; each side differentiates the loss itself.
 
 from __future__ import annotations
 
-import contextlib
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -28,6 +26,7 @@ from adam_mini import Adam_mini
 import jaxopt_notes as jn
 from jaxopt_notes.contrib import _adam_mini as ours
 from tests.contrib import _common as cm
+from tests.contrib._torch_ref import precision
 
 STEPS = cm.STEPS
 DIM, HEADS = 8, 2
@@ -98,19 +97,6 @@ F64 = dict(rtol=1e-12, atol=1e-13)
 # amplified by 50 steps of the sin term (measured worst over the cases
 # 9.4e-6 absolute, gqa-decay, the case run here).
 F32 = dict(rtol=1e-4, atol=3e-5)
-
-
-@contextlib.contextmanager
-def both_in(dtype):
-  """float64 on both sides: jax's x64 and torch's default dtype (its scalars)."""
-  old = torch.get_default_dtype()
-  if dtype == "float64":
-    torch.set_default_dtype(torch.float64)
-  try:
-    with jax.enable_x64(dtype == "float64"):
-      yield
-  finally:
-    torch.set_default_dtype(old)
 
 
 def nest(flat):
@@ -217,7 +203,7 @@ def assert_close(got, want, init, tol):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_float64_matches_the_reference(case):
   kw, shapes = CASES[case]
-  with both_in("float64"):
+  with precision("float64"):
     want, _, _ = run_torch(kw, shapes, "float64")
     got, _, init = run_ours(ours.adam_mini(**_ours_kwargs(kw)), shapes, "float64")
   assert_close(got, want, init, F64)
@@ -232,7 +218,7 @@ def test_float32_matches_the_reference():
 
 def test_op_by_op_matches_the_reference():
   kw, shapes = CASES["adamw-values-decay"]
-  with both_in("float64"):
+  with precision("float64"):
     want, _, _ = run_torch(kw, shapes, "float64", steps=10)
     got, _, init = run_ours(ours.adam_mini(**_ours_kwargs(kw)), shapes, "float64", jit=False, steps=10)
   assert_close(got, want, init, F64)
@@ -256,7 +242,7 @@ def test_flax_layout_matches_the_reference_transposed():
   kw, shapes = CASES["adamw-values-decay"]
   names = {k: k.replace(".weight", ".kernel") if len(s) == 2 else k for k, s in shapes.items()}
   names["model.embed_tokens.weight"] = "model.embed_tokens.embedding"
-  with both_in("float64"):
+  with precision("float64"):
     want, _, _ = run_torch(kw, shapes, "float64")
     tx = ours.adam_mini(**_ours_kwargs(kw), layout="flax")
     got, state, init = run_ours(tx, shapes, "float64", names=names, to_ours=_flax_layouts())
@@ -271,7 +257,7 @@ def test_flax_layout_matches_the_reference_transposed():
 def test_flax_layout_is_needed_for_transposed_kernels():
   """The same run with the torch layout cuts the kernels the wrong way: the test above can fail."""
   kw, shapes = CASES["adamw-values-decay"]
-  with both_in("float64"):
+  with precision("float64"):
     want, _, _ = run_torch(kw, shapes, "float64")
     got, _, _ = run_ours(ours.adam_mini(**_ours_kwargs(kw)), shapes, "float64", to_ours=_flax_layouts())
   assert np.max(np.abs(got[-1]["lm_head.weight"] - want[-1]["lm_head.weight"])) > 1e-3
@@ -284,7 +270,7 @@ def test_partition_override_matches_the_reference(as_function):
   names = {k: f"p{i}" for i, k in enumerate(shapes)}
   labels = {names[k]: v for k, v in HF_LABELS.items()}
   partition = (lambda params: {k: labels[k] for k in params}) if as_function else labels
-  with both_in("float64"):
+  with precision("float64"):
     want, _, _ = run_torch(kw, shapes, "float64")
     got, _, init = run_ours(ours.adam_mini(**_ours_kwargs(kw), partition=partition), shapes, "float64", names=names)
     plain, _, _ = run_ours(ours.adam_mini(**_ours_kwargs(kw)), shapes, "float64", names=names)
@@ -317,7 +303,7 @@ def test_labels_and_state_sizes_are_the_references(shapes, labels):
 
 
 def test_state_fields_dtypes_and_the_memory_saving():
-  with both_in("float64"):
+  with precision("float64"):
     params = nest({k: jnp.ones(s) for k, s in GQA.items()})
     state = ours.scale_by_adam_mini(dim=DIM, n_heads=HEADS, n_kv_heads=1).init(params)
   assert isinstance(state, ours.ScaleByAdamMiniState)

@@ -14,8 +14,6 @@ MultiSteps, bfloat16 dtypes, bad arguments.
 
 from __future__ import annotations
 
-import contextlib
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -29,6 +27,7 @@ import jaxopt_notes as jn
 from jaxopt_notes.contrib import _schedule_free as sf
 from tests import _trajectory as tj
 from tests.contrib import _common as cm
+from tests.contrib._torch_ref import precision
 
 STEPS = cm.STEPS
 
@@ -163,21 +162,6 @@ TORCH_CASES = {
 # where g is small; SGD's cases stay under 6e-7 absolute.
 F64 = dict(rtol=1e-12, atol=1e-13)
 F32 = dict(rtol=1e-4, atol=2e-5)
-
-
-@contextlib.contextmanager
-def precision(dtype):
-  """float64 on both sides: jax x64 and torch's default dtype."""
-  if dtype == "float32":
-    yield
-    return
-  old = torch.get_default_dtype()
-  torch.set_default_dtype(torch.float64)
-  try:
-    with jax.enable_x64(True):
-      yield
-  finally:
-    torch.set_default_dtype(old)
 
 
 def _ours_kwargs(kw, kind, multiplier):

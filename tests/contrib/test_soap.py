@@ -15,8 +15,6 @@ those cases copy torch's first basis into our state after the first step
 
 from __future__ import annotations
 
-import contextlib
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -29,6 +27,7 @@ from pytorch_optimizer import SOAP
 import jaxopt_notes as jn
 from jaxopt_notes.contrib import _soap as ours
 from tests.contrib import _common as cm
+from tests.contrib._torch_ref import precision
 
 STEPS = cm.STEPS
 BASE = {"w": (4, 4), "b": (5,), "k": (4, 3, 3, 3), "s": ()}
@@ -86,21 +85,6 @@ def _ours_kwargs(kw):
   if "betas" in kw:
     kw["b1"], kw["b2"] = kw.pop("betas")
   return kw
-
-
-@contextlib.contextmanager
-def precision(dtype):
-  """float64 on both sides: jax x64 and torch's default dtype (its scalars)."""
-  if dtype == "float32":
-    yield
-    return
-  old = torch.get_default_dtype()
-  torch.set_default_dtype(torch.float64)
-  try:
-    with jax.enable_x64(True):
-      yield
-  finally:
-    torch.set_default_dtype(old)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ gradient depends on the params), with gradients from torch autograd and from
 numbers are pasted: torch computes them here. torch (CPU) is a test extra.
 """
 
-import contextlib
 import warnings
 
 import jax
@@ -22,6 +21,7 @@ torch.set_num_threads(1)
 import jaxopt_notes as jn  # noqa: E402
 from jaxopt_notes import torch_compat as tc  # noqa: E402
 from jaxopt_notes.core.tree import apply_updates  # noqa: E402
+from tests.contrib._torch_ref import precision  # noqa: E402
 
 STEPS = 200
 SHAPES = {"w": (3, 4), "b": (5,), "s": ()}
@@ -40,21 +40,6 @@ F64 = dict(rtol=1e-6, atol=1e-9)
 # whose rounding is up to 0.3% of lr * wd when that is 1e-5 (AdamW
 # defaults): there torch float32 is the one further from torch float64.
 F32 = dict(rtol=5e-5, atol=5e-5)
-
-
-@contextlib.contextmanager
-def precision(dtype):
-  """float64 on both sides: jax x64 and torch's default dtype (its scalars)."""
-  if dtype == "float32":
-    yield
-    return
-  old = torch.get_default_dtype()
-  torch.set_default_dtype(torch.float64)
-  try:
-    with jax.enable_x64(True):
-      yield
-  finally:
-    torch.set_default_dtype(old)
 
 
 def problem(seed=0):
