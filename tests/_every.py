@@ -164,6 +164,7 @@ CONTRIB = {
     "cautious_adamw": _spec(jnc.cautious_adamw, 1e-1),
     "cautious_lion": _spec(jnc.cautious_lion, 1e-2, kwargs=dict(weight_decay=1e-4)),
     "galore": _spec(jnc.galore, 1e-2),
+    "kron": _spec(jnc.kron, 3e-3),
     # Vectors take the AdamW path (lr_1d): only the matrix and mixed targets run MARS proper.
     "mars_adamw": _spec(jnc.mars_adamw, 1e-2, kwargs=dict(lr_1d=1e-2, weight_decay_1d=0.0)),
     "mars_lion": _spec(jnc.mars_lion, 1e-2, kwargs=dict(lr_1d=1e-2, weight_decay_1d=0.0)),

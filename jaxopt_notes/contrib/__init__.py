@@ -27,6 +27,7 @@ from jaxopt_notes.contrib._complex_valued import (
 )
 from jaxopt_notes.contrib._dog import DoGState, DoWGState, dog, dowg
 from jaxopt_notes.contrib._galore import GaLoreDimensionNumbers, GaLoreState, galore, scale_by_galore
+from jaxopt_notes.contrib._kron import KronState, kron, precond_update_prob_schedule, scale_by_kron
 from jaxopt_notes.contrib._madgrad import MadgradState, madgrad, scale_by_madgrad
 from jaxopt_notes.contrib._mars import ScaleByMarsState, mars_adamw, mars_lion, mars_shampoo, scale_by_mars
 from jaxopt_notes.contrib._mechanic import MechanicState, mechanize
@@ -62,17 +63,18 @@ from jaxopt_notes.training.plateau import ReduceLROnPlateauState, reduce_on_plat
 
 __all__ = [
     "COCOBState", "DAdaptAdamWState", "DifferentiallyPrivateAggregateState", "DoGState", "DoWGState",
-    "GaLoreDimensionNumbers", "GaLoreState", "HutchinsonState", "MadgradState", "MechanicState", "MomoAdamState",
-    "MomoState", "MuonDimensionNumbers", "MuonState", "NormalizeState", "ProdigyState", "ReduceLROnPlateauState",
-    "SAMState", "SOAPState", "ScaleByAdamMiniState", "ScaleByAdemamixState", "ScaleByMarsState",
-    "ScaleBySimplifiedAdEMAMixState", "ScheduleFreeState", "ShampooState", "SophiaState",
+    "GaLoreDimensionNumbers", "GaLoreState", "HutchinsonState", "KronState", "MadgradState", "MechanicState",
+    "MomoAdamState", "MomoState", "MuonDimensionNumbers", "MuonState", "NormalizeState", "ProdigyState",
+    "ReduceLROnPlateauState", "SAMState", "SOAPState", "ScaleByAdamMiniState", "ScaleByAdemamixState",
+    "ScaleByMarsState", "ScaleBySimplifiedAdEMAMixState", "ScheduleFreeState", "ShampooState", "SophiaState",
     "SplitRealAndImaginaryArrays", "SplitRealAndImaginaryState", "acprop", "adam_mini", "adam_mini_partition",
     "ademamix", "adopt", "cautious", "cautious_adamw", "cautious_lion", "cautious_mask", "cocob", "dadapt_adamw",
-    "differentially_private_aggregate", "dog", "dowg", "dpsgd", "galore", "hutchinson_estimator_diag_hessian",
+    "differentially_private_aggregate", "dog", "dowg", "dpsgd", "galore", "hutchinson_estimator_diag_hessian", "kron",
     "madgrad", "mars_adamw", "mars_lion", "mars_shampoo", "mechanize", "momo", "momo_adam", "muon", "normalize",
-    "orthogonalize_via_newton_schulz", "prodigy", "reduce_on_plateau", "sam", "scale_by_acprop", "scale_by_adam_mini",
-    "scale_by_ademamix", "scale_by_adopt", "scale_by_cocob", "scale_by_galore", "scale_by_madgrad", "scale_by_mars",
-    "scale_by_muon", "scale_by_shape", "scale_by_simplified_ademamix", "scale_by_sophia", "schedule_free",
-    "schedule_free_adamw", "schedule_free_eval_params", "schedule_free_sgd", "shampoo", "simplified_ademamix", "soap",
-    "sophia", "split_real_and_imaginary",
+    "orthogonalize_via_newton_schulz", "precond_update_prob_schedule", "prodigy", "reduce_on_plateau", "sam",
+    "scale_by_acprop", "scale_by_adam_mini", "scale_by_ademamix", "scale_by_adopt", "scale_by_cocob", "scale_by_galore",
+    "scale_by_kron", "scale_by_madgrad", "scale_by_mars", "scale_by_muon", "scale_by_shape",
+    "scale_by_simplified_ademamix", "scale_by_sophia", "schedule_free", "schedule_free_adamw",
+    "schedule_free_eval_params", "schedule_free_sgd", "shampoo", "simplified_ademamix", "soap", "sophia",
+    "split_real_and_imaginary",
 ]
