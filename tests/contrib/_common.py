@@ -17,6 +17,7 @@ import numpy as np
 import optax
 import pytest
 
+import jaxopt_notes as jn
 from tests import _trajectory as tj
 
 Case = Callable[[Any], Any]
@@ -101,3 +102,28 @@ def assert_injectable(factory: Callable[..., Any], **hparams: Any) -> None:
   got, _ = jax.jit(injected.update)(grads, injected.init(params), params)
   want, _ = jax.jit(plain.update)(grads, plain.init(params), params)
   chex.assert_trees_all_close(got, want, rtol=1e-6)
+
+
+def run_steps(tx: Any, params: Any, grads: list, state: Any = None) -> Any:
+  """The params after ``tx``'s jitted update over ``grads`` (from ``tx.init`` unless ``state``)."""
+  update = jax.jit(tx.update)
+  state = tx.init(params) if state is None else state
+  for g in grads:
+    u, state = update(g, state, params)
+    params = jn.apply_updates(params, u)
+  return params
+
+
+def random_grads(seed: int, n: int, shapes: Any = None) -> tuple[dict, list]:
+  """float32 params of ``shapes`` (default a 3 x 3 ``w`` and a 2-vector ``b``) and ``n`` random gradients."""
+  rng = np.random.default_rng(seed)
+  params = {k: jnp.asarray(rng.normal(size=s), jnp.float32) for k, s in (shapes or {"w": (3, 3), "b": (2,)}).items()}
+  grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params) for _ in range(n)]
+  return params, grads
+
+
+def assert_multi_steps_is_the_mean_gradients_step(make: Callable[[], Any], params: Any, grads: list) -> None:
+  """``MultiSteps(make(), 2)`` over ``grads`` equals ``make()`` over the pairs' mean gradients."""
+  multi = optax.MultiSteps(make(), every_k_schedule=2)
+  means = [jax.tree.map(lambda a, b: (a + b) / 2, grads[i], grads[i + 1]) for i in range(0, len(grads) - 1, 2)]
+  chex.assert_trees_all_close(run_steps(multi, params, grads), run_steps(make(), params, means), rtol=1e-6)

@@ -92,13 +92,16 @@ def run_lockstep(
     named: bool = False,
     seed: int = 0,
     scale: Optional[dict] = None,
-    after_first_step: Optional[Callable[[Any, Any, dict], Any]] = None,
+    before_step: Optional[Callable[[int, Any], None]] = None,
+    after_step: Optional[Callable[[int, Any, Any, dict], Any]] = None,
 ) -> Lockstep:
   """``steps`` steps of ``torch_cls(params, **torch_kwargs)`` and of ``tx``, side by side.
 
-  Call it under :func:`precision` of ``dtype``. ``after_first_step(state,
-  torch_opt, torch_params)`` may return an edited state of ours (e.g. a basis
-  copied from the reference where the decomposition is not unique).
+  Call it under :func:`precision` of ``dtype``. ``before_step(t, state)``
+  runs before step ``t`` of both (e.g. to hand the reference the random
+  numbers our state will draw); ``after_step(t, state, torch_opt,
+  torch_params)`` after it, and may return an edited state of ours (e.g. a
+  basis copied from the reference where the decomposition is not unique).
   """
   prob = problem(shapes, seed, steps, scale)
   tdt = getattr(torch, dtype)
@@ -113,14 +116,17 @@ def run_lockstep(
   state = tx.init(p)
   got, want = [], []
   for t in range(steps):
+    if before_step is not None:
+      before_step(t, state)
     opt.zero_grad()
     loss(prob, tparams, tcurv, {k: torch.tensor(v[t], dtype=tdt) for k, v in prob.noise.items()}, torch).backward()
     opt.step()
     want.append({k: v.detach().numpy().copy() for k, v in tparams.items()})
     u, state = update(_grad(p, jcurv, jnoise, jscale, t), state, p)
     p = jn.apply_updates(p, u)
-    if t == 0 and after_first_step is not None:
-      state = after_first_step(state, opt, tparams)
+    if after_step is not None:
+      edited = after_step(t, state, opt, tparams)
+      state = state if edited is None else edited
     got.append({k: np.asarray(v) for k, v in p.items()})
   assert all(v.dtype == np.dtype(dtype) for v in got[-1].values())
   return Lockstep(got, want, state, prob.init)

@@ -332,29 +332,16 @@ def test_generic_names_get_one_value_per_leaf():
 
 def test_adam_label_is_adamw():
   """One value per entry is AdamW: equal to optax.adamw (same formulas, so to rounding)."""
-  params, grads = _random(0, 20)
+  params, grads = cm.random_grads(0, 20, SMALL)
   kw = dict(learning_rate=0.05, b1=0.8, b2=0.95, eps=1e-6, weight_decay=0.1)
   partition = jax.tree.map(lambda _: "adam", params)
-  got = _steps(ours.adam_mini(**kw, partition=partition, mask=jax.tree.map(lambda _: True, params)), params, grads)
-  chex.assert_trees_all_close(got, _steps(optax.adamw(**kw), params, grads), rtol=1e-6, atol=1e-7)
+  every = jax.tree.map(lambda _: True, params)
+  got = cm.run_steps(ours.adam_mini(**kw, partition=partition, mask=every), params, grads)
+  chex.assert_trees_all_close(got, cm.run_steps(optax.adamw(**kw), params, grads), rtol=1e-6, atol=1e-7)
 
 
-def _steps(tx, params, grads, state=None):
-  update = jax.jit(tx.update)
-  state = tx.init(params) if state is None else state
-  for g in grads:
-    u, state = update(g, state, params)
-    params = jn.apply_updates(params, u)
-  return params
-
-
-def _random(seed, n):
-  rng = np.random.default_rng(seed)
-  params = {"q_proj": jnp.asarray(rng.normal(size=(4, 4)), jnp.float32),
-            "mlp": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32),
-            "norm": jnp.asarray(rng.normal(size=4), jnp.float32)}
-  grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params) for _ in range(n)]
-  return params, grads
+# Two adam-mini blocks by name and a vector.
+SMALL = {"q_proj": (4, 4), "mlp": (3, 4), "norm": (4,)}
 
 
 HEAD_ARGS = dict(dim=4, n_heads=2)
@@ -362,34 +349,32 @@ INJECTED = dict(rtol=1e-5, atol=1e-5)
 
 
 def test_inject_hyperparams_and_schedule_equal_the_plain_run():
-  params, grads = _random(1, 8)
+  params, grads = cm.random_grads(1, 8, SMALL)
   kw = dict(weight_decay=0.1, **HEAD_ARGS)
-  plain = _steps(ours.adam_mini(0.05, **kw), params, grads)
+  plain = cm.run_steps(ours.adam_mini(0.05, **kw), params, grads)
   injected = optax.inject_hyperparams(ours.adam_mini, static_args=("dim", "n_heads"))(learning_rate=0.05, **kw)
   # Injected, b1, b2, eps and the rate are float32 arrays where the plain run
   # folds Python floats: float32 rounding over 8 steps (measured 2e-6 absolute).
-  chex.assert_trees_all_close(_steps(injected, params, grads), plain, **INJECTED)
-  chex.assert_trees_all_equal(_steps(ours.adam_mini(lambda count: 0.05, **kw), params, grads), plain)
+  chex.assert_trees_all_close(cm.run_steps(injected, params, grads), plain, **INJECTED)
+  chex.assert_trees_all_equal(cm.run_steps(ours.adam_mini(lambda count: 0.05, **kw), params, grads), plain)
   state = injected.init(params)
   state.hyperparams["learning_rate"] = jnp.asarray(0.025)
-  halved = _steps(injected, params, grads, state)
-  chex.assert_trees_all_close(halved, _steps(ours.adam_mini(0.025, **kw), params, grads), **INJECTED)
+  halved = cm.run_steps(injected, params, grads, state)
+  chex.assert_trees_all_close(halved, cm.run_steps(ours.adam_mini(0.025, **kw), params, grads), **INJECTED)
   assert not np.allclose(np.asarray(halved["mlp"]), np.asarray(plain["mlp"]))
 
 
 def test_traced_dim_names_static_args():
   tx = optax.inject_hyperparams(ours.adam_mini)(learning_rate=0.05, **HEAD_ARGS)
-  params, grads = _random(2, 1)
+  params, grads = cm.random_grads(2, 1, SMALL)
   with pytest.raises(TypeError, match="`dim`.*static_args"):
     jax.jit(tx.update)(grads[0], tx.init(params), params)
 
 
 def test_multi_steps_equals_adam_mini_on_the_mean_gradients():
-  params, grads = _random(3, 8)
+  params, grads = cm.random_grads(3, 8, SMALL)
   kw = dict(learning_rate=0.05, **HEAD_ARGS)
-  multi = optax.MultiSteps(ours.adam_mini(**kw), every_k_schedule=2)
-  means = [jax.tree.map(lambda a, b: (a + b) / 2, grads[i], grads[i + 1]) for i in range(0, 8, 2)]
-  chex.assert_trees_all_close(_steps(multi, params, grads), _steps(ours.adam_mini(**kw), params, means), rtol=1e-6)
+  cm.assert_multi_steps_is_the_mean_gradients_step(lambda: ours.adam_mini(**kw), params, grads)
 
 
 def test_update_needs_params_but_the_scaling_does_not():

@@ -354,70 +354,52 @@ def test_init_state():
   assert all(q.dtype == jnp.bfloat16 for q in jax.tree.leaves(low.q))
 
 
-def _steps(tx, params, grads, state=None):
-  update = jax.jit(tx.update)
-  state = tx.init(params) if state is None else state
-  for g in grads:
-    u, state = update(g, state, params)
-    params = jn.apply_updates(params, u)
-  return params
-
-
-def _random(seed, n):
-  rng = np.random.default_rng(seed)
-  params = {"w": jnp.asarray(rng.normal(size=(3, 3)), jnp.float32), "b": jnp.asarray(rng.normal(size=2), jnp.float32)}
-  grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params) for _ in range(n)]
-  return params, grads
-
-
 def test_inject_hyperparams_and_schedule_equal_the_plain_run():
-  params, grads = _random(1, 6)
+  params, grads = cm.random_grads(1, 6)
   kw = dict(weight_decay=0.1, preconditioner_update_probability=0.5)
-  plain = _steps(ours.kron(0.05, **kw), params, grads)
+  plain = cm.run_steps(ours.kron(0.05, **kw), params, grads)
   injected = optax.inject_hyperparams(
       ours.kron, static_args=("max_size_triangular", "min_ndim_triangular", "key"))(learning_rate=0.05, **kw)
-  chex.assert_trees_all_close(_steps(injected, params, grads), plain, rtol=1e-6, atol=1e-7)
-  chex.assert_trees_all_equal(_steps(ours.kron(lambda count: 0.05, **kw), params, grads), plain)
+  chex.assert_trees_all_close(cm.run_steps(injected, params, grads), plain, rtol=1e-6, atol=1e-7)
+  chex.assert_trees_all_equal(cm.run_steps(ours.kron(lambda count: 0.05, **kw), params, grads), plain)
   state = injected.init(params)
   state.hyperparams["learning_rate"] = jnp.asarray(0.025)
-  halved = _steps(injected, params, grads, state)
-  chex.assert_trees_all_close(halved, _steps(ours.kron(0.025, **kw), params, grads), rtol=1e-6, atol=1e-7)
+  halved = cm.run_steps(injected, params, grads, state)
+  chex.assert_trees_all_close(halved, cm.run_steps(ours.kron(0.025, **kw), params, grads), rtol=1e-6, atol=1e-7)
   assert not np.allclose(np.asarray(halved["w"]), np.asarray(plain["w"]))
 
 
 def test_traced_max_size_names_static_args():
   tx = optax.inject_hyperparams(ours.kron, static_args=("key",))(learning_rate=0.05)
-  params, _ = _random(2, 1)
+  params, _ = cm.random_grads(2, 1)
   with pytest.raises(TypeError, match="`max_size_triangular`.*static_args"):
     jax.jit(tx.init)(params)
 
 
 def test_multi_steps_equals_kron_on_the_mean_gradients():
-  params, grads = _random(3, 8)
+  params, grads = cm.random_grads(3, 8)
   kw = dict(learning_rate=0.05, preconditioner_update_probability=0.5)
-  multi = optax.MultiSteps(ours.kron(**kw), every_k_schedule=2)
-  means = [jax.tree.map(lambda a, b: (a + b) / 2, grads[i], grads[i + 1]) for i in range(0, 8, 2)]
-  chex.assert_trees_all_close(_steps(multi, params, grads), _steps(ours.kron(**kw), params, means), rtol=1e-6)
+  cm.assert_multi_steps_is_the_mean_gradients_step(lambda: ours.kron(**kw), params, grads)
 
 
 def test_bfloat16_runs_and_keeps_its_dtype():
-  params, grads = _random(4, 5)
+  params, grads = cm.random_grads(4, 5)
   params, grads = jax.tree.map(lambda x: x.astype(jnp.bfloat16), (params, grads))
   for kw in (dict(), dict(precond_dtype=jnp.bfloat16, mu_dtype=jnp.bfloat16)):
-    out = _steps(ours.kron(0.05, **kw), params, grads)
+    out = cm.run_steps(ours.kron(0.05, **kw), params, grads)
     assert all(v.dtype == jnp.bfloat16 for v in jax.tree.leaves(out))
     assert cm.finite(out) and not np.allclose(np.asarray(out["w"], np.float32), np.asarray(params["w"], np.float32))
 
 
 def test_the_key_is_the_only_randomness():
-  params, grads = _random(5, 6)
+  params, grads = cm.random_grads(5, 6)
   tx = ours.kron(0.05, key=3)
   state = tx.init(params)
   typed = ours.kron(0.05, key=jax.random.key(3)).init(params)[0].key
   np.testing.assert_array_equal(jax.random.key_data(typed), jax.random.key_data(state[0].key))
-  a = _steps(tx, params, grads, state)
-  chex.assert_trees_all_equal(a, _steps(tx, params, grads, state))
-  other = _steps(tx, params, grads, (state[0]._replace(key=jax.random.key(4)),) + tuple(state[1:]))
+  a = cm.run_steps(tx, params, grads, state)
+  chex.assert_trees_all_equal(a, cm.run_steps(tx, params, grads, state))
+  other = cm.run_steps(tx, params, grads, (state[0]._replace(key=jax.random.key(4)),) + tuple(state[1:]))
   assert not np.array_equal(np.asarray(a["w"]), np.asarray(other["w"]))
 
 

@@ -25,7 +25,6 @@ import torch
 from pytorch_optimizer import MARS
 from pytorch_optimizer.optimizer import mars as torch_mars
 
-import jaxopt_notes as jn
 from jaxopt_notes.contrib import _mars as ours
 from tests.contrib import _common as cm
 from tests.contrib import _torch_ref as ref
@@ -133,47 +132,29 @@ def test_jit_equals_op_by_op(ns64):
   chex.assert_trees_all_close(jitted.got, jitted.want, **F64)
 
 
-def _random(seed, n):
-  rng = np.random.default_rng(seed)
-  params = {"w": jnp.asarray(rng.normal(size=(3, 3)), jnp.float32), "b": jnp.asarray(rng.normal(size=2), jnp.float32)}
-  grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params) for _ in range(n)]
-  return params, grads
-
-
-def _steps(tx, params, grads, state=None):
-  update = jax.jit(tx.update)
-  state = tx.init(params) if state is None else state
-  for g in grads:
-    u, state = update(g, state, params)
-    params = jn.apply_updates(params, u)
-  return params
-
-
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_inject_hyperparams_over_the_learning_rate(name, monkeypatch):
   # bfloat16 Newton-Schulz turns the traced arguments' float32 rounding into 1e-2.
   monkeypatch.setattr(ours, "_NS_DTYPE", jnp.float32)
-  params, grads = _random(1, 6)
+  params, grads = cm.random_grads(1, 6)
   factory = FACTORIES[name]
   injected = optax.inject_hyperparams(factory, static_args=("optimize_1d", "ams_bound", "cautious"))(
       learning_rate=0.05
   )
-  plain = _steps(factory(0.05), params, grads)
-  chex.assert_trees_all_close(_steps(injected, params, grads), plain, rtol=1e-5, atol=1e-6)
+  plain = cm.run_steps(factory(0.05), params, grads)
+  chex.assert_trees_all_close(cm.run_steps(injected, params, grads), plain, rtol=1e-5, atol=1e-6)
   state = injected.init(params)
   state.hyperparams["learning_rate"] = jnp.asarray(0.02)
-  halved = _steps(injected, params, grads, state)
-  chex.assert_trees_all_close(halved, _steps(factory(0.02), params, grads), rtol=1e-5, atol=1e-6)
+  halved = cm.run_steps(injected, params, grads, state)
+  chex.assert_trees_all_close(halved, cm.run_steps(factory(0.02), params, grads), rtol=1e-5, atol=1e-6)
   assert not np.allclose(np.asarray(halved["w"]), np.asarray(plain["w"]))
   # The vector has its own rate (lr_1d), untouched.
   np.testing.assert_allclose(halved["b"], plain["b"], rtol=1e-6)
 
 
 def test_multi_steps_equals_the_mean_gradients():
-  params, grads = _random(2, 8)
-  multi = optax.MultiSteps(ours.mars_adamw(0.05), every_k_schedule=2)
-  means = [jax.tree.map(lambda a, b: (a + b) / 2, grads[i], grads[i + 1]) for i in range(0, 8, 2)]
-  chex.assert_trees_all_close(_steps(multi, params, grads), _steps(ours.mars_adamw(0.05), params, means), rtol=1e-6)
+  params, grads = cm.random_grads(2, 8)
+  cm.assert_multi_steps_is_the_mean_gradients_step(lambda: ours.mars_adamw(0.05), params, grads)
 
 
 def test_init_state():

@@ -89,42 +89,24 @@ def test_init_state():
   assert state.preconditioners["s"] == ()
 
 
-def _random(seed, n):
-  rng = np.random.default_rng(seed)
-  params = {"w": jnp.asarray(rng.normal(size=(3, 3)), jnp.float32), "b": jnp.asarray(rng.normal(size=2), jnp.float32)}
-  grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params) for _ in range(n)]
-  return params, grads
-
-
-def _steps(tx, params, grads, state=None):
-  update = jax.jit(tx.update)
-  state = tx.init(params) if state is None else state
-  for g in grads:
-    u, state = update(g, state, params)
-    params = jn.apply_updates(params, u)
-  return params
-
-
 def test_inject_hyperparams_and_schedule_equal_the_plain_run():
-  params, grads = _random(1, 6)
+  params, grads = cm.random_grads(1, 6)
   kw = dict(momentum=0.5, weight_decay=0.1, weight_decouple=True, preconditioning_compute_steps=2)
-  plain = _steps(ours.shampoo(0.05, **kw), params, grads)
+  plain = cm.run_steps(ours.shampoo(0.05, **kw), params, grads)
   injected = optax.inject_hyperparams(ours.shampoo)(learning_rate=0.05, **kw)
-  chex.assert_trees_all_close(_steps(injected, params, grads), plain, rtol=1e-6, atol=1e-7)
-  chex.assert_trees_all_equal(_steps(ours.shampoo(lambda count: 0.05, **kw), params, grads), plain)
+  chex.assert_trees_all_close(cm.run_steps(injected, params, grads), plain, rtol=1e-6, atol=1e-7)
+  chex.assert_trees_all_equal(cm.run_steps(ours.shampoo(lambda count: 0.05, **kw), params, grads), plain)
   state = injected.init(params)
   state.hyperparams["learning_rate"] = jnp.asarray(0.025)
-  halved = _steps(injected, params, grads, state)
-  chex.assert_trees_all_close(halved, _steps(ours.shampoo(0.025, **kw), params, grads), rtol=1e-6, atol=1e-7)
+  halved = cm.run_steps(injected, params, grads, state)
+  chex.assert_trees_all_close(halved, cm.run_steps(ours.shampoo(0.025, **kw), params, grads), rtol=1e-6, atol=1e-7)
   assert not np.allclose(np.asarray(halved["w"]), np.asarray(plain["w"]))
 
 
 def test_multi_steps_equals_shampoo_on_the_mean_gradients():
-  params, grads = _random(3, 8)
+  params, grads = cm.random_grads(3, 8)
   kw = dict(learning_rate=0.05, momentum=0.5)
-  multi = optax.MultiSteps(ours.shampoo(**kw), every_k_schedule=2)
-  means = [jax.tree.map(lambda a, b: (a + b) / 2, grads[i], grads[i + 1]) for i in range(0, 8, 2)]
-  chex.assert_trees_all_close(_steps(multi, params, grads), _steps(ours.shampoo(**kw), params, means), rtol=1e-6)
+  cm.assert_multi_steps_is_the_mean_gradients_step(lambda: ours.shampoo(**kw), params, grads)
 
 
 def test_update_needs_params_only_with_weight_decay():

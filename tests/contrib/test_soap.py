@@ -5,7 +5,7 @@ tall matrices and folded kernels), every option, float64 and float32, jitted
 inject_hyperparams and MultiSteps; init state; bad arguments.
 
 Both sides follow their own trajectory on the same random non-quadratic
-problem (torch_compat's), step by step. Where the first statistic is rank
+problem (tests/contrib/_torch_ref.py's), step by step. Where the first statistic is rank
 deficient (a vector's ``g g^T`` with ``precondition_1d``, a tall matrix or a
 folded axis longer than the rest), its null space has no preferred basis and
 the two LAPACKs pick different ones, which changes Adam's diagonal there;
@@ -24,9 +24,9 @@ import pytest
 import torch
 from pytorch_optimizer import SOAP
 
-import jaxopt_notes as jn
 from jaxopt_notes.contrib import _soap as ours
 from tests.contrib import _common as cm
+from tests.contrib import _torch_ref as ref
 from tests.contrib._torch_ref import precision
 
 STEPS = cm.STEPS
@@ -78,15 +78,6 @@ F64_AS_IS = dict(rtol=2e-5, atol=2e-6)
 F32 = dict(rtol=2e-4, atol=3e-5)
 
 
-def _ours_kwargs(kw):
-  kw = dict(kw)
-  if "lr" in kw:
-    kw["learning_rate"] = kw.pop("lr")
-  if "betas" in kw:
-    kw["b1"], kw["b2"] = kw.pop("betas")
-  return kw
-
-
 @pytest.fixture
 def qr64(monkeypatch):
   """Both sides factorise L Q in float64 (the reference's float32 cast is its only ``.to(float32)``)."""
@@ -101,18 +92,6 @@ def qr64(monkeypatch):
   monkeypatch.setattr(torch.Tensor, "to", keep_float64)
 
 
-def _problem(shapes, seed=0):
-  rng = np.random.default_rng(seed)
-  init = {k: rng.normal(size=s) for k, s in shapes.items()}
-  curv = {k: rng.uniform(1.0, 2.0, size=s) for k, s in shapes.items()}
-  noise = {k: rng.normal(size=(STEPS,) + s) for k, s in shapes.items()}
-  return init, curv, noise
-
-
-def _loss(curv, p, n, lib):
-  return sum(lib.sum(0.5 * curv[k] * p[k] ** 2 + 0.2 * lib.sin(2 * p[k]) + n[k] * p[k]) for k in p)
-
-
 def _torch_bases(opt, tparams):
   return {
       k: tuple(None if len(m) == 0 else jnp.asarray(m.numpy()) for m in opt.state[p]["Q"])
@@ -123,32 +102,18 @@ def _torch_bases(opt, tparams):
 def run_both(
     kw, shapes, dtype, *, force=False, jit=True, edit_state=None, steps=STEPS, torch_cls=SOAP, factory=None
 ):
-  """Lockstep runs of torch and ours (``soap`` unless ``factory``); the params after every step."""
-  init, curv, noise = _problem(shapes)
-  tdt = getattr(torch, dtype)
-  tparams = {k: torch.tensor(v, dtype=tdt, requires_grad=True) for k, v in init.items()}
-  tcurv = {k: torch.tensor(v, dtype=tdt) for k, v in curv.items()}
-  opt = torch_cls(list(tparams.values()), **kw)
-  tx = (factory or ours.soap)(**_ours_kwargs(kw))
-  update = jax.jit(tx.update) if jit else tx.update
-  grad = jax.jit(jax.grad(lambda p, n: _loss(curv, p, n, jnp)))
-  p = {k: jnp.asarray(v, dtype) for k, v in init.items()}
-  state = tx.init(p)
-  got, want = [], []
-  for t in range(steps):
-    opt.zero_grad()
-    _loss(tcurv, tparams, {k: torch.tensor(v[t], dtype=tdt) for k, v in noise.items()}, torch).backward()
-    opt.step()
-    want.append({k: v.detach().numpy().copy() for k, v in tparams.items()})
-    u, state = update(grad(p, {k: jnp.asarray(v[t], dtype) for k, v in noise.items()}), state, p)
-    p = jn.apply_updates(p, u)
+  """Lockstep runs of torch and ours (``soap`` unless ``factory``): ``(got, want, our final state, init)``."""
+
+  def after_step(t, state, opt, tparams):
     if t == 0 and force:
       state = state._replace(q=_torch_bases(opt, tparams))
     if t == 0 and edit_state is not None:
       state = edit_state(state)
-    got.append({k: np.asarray(v) for k, v in p.items()})
-  assert all(v.dtype == np.dtype(dtype) for v in got[-1].values())
-  return got, want, state, init
+    return state
+
+  tx = (factory or ours.soap)(**ref.optax_names(kw))
+  run = ref.run_lockstep(torch_cls, kw, tx, shapes, dtype, steps=steps, jit=jit, after_step=after_step)
+  return run.got, run.want, run.state, run.init
 
 
 def assert_close(got, want, init, tol, first_step_moves=False):
@@ -253,56 +218,38 @@ def test_init_state():
   assert tuple(m.shape for m in last.gg["k"]) == ((8, 8), (9, 9))
 
 
-def _steps(tx, params, grads, state=None):
-  update = jax.jit(tx.update)
-  state = tx.init(params) if state is None else state
-  for g in grads:
-    u, state = update(g, state, params)
-    params = jn.apply_updates(params, u)
-  return params
-
-
-def _random(seed, n):
-  rng = np.random.default_rng(seed)
-  params = {"w": jnp.asarray(rng.normal(size=(3, 3)), jnp.float32), "b": jnp.asarray(rng.normal(size=2), jnp.float32)}
-  grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params) for _ in range(n)]
-  return params, grads
-
-
 def test_inject_hyperparams_and_schedule_equal_the_plain_run():
-  params, grads = _random(1, 8)
+  params, grads = cm.random_grads(1, 8)
   kw = dict(precondition_frequency=3, weight_decay=0.1)
-  plain = _steps(ours.soap(0.05, **kw), params, grads)
+  plain = cm.run_steps(ours.soap(0.05, **kw), params, grads)
   injected = optax.inject_hyperparams(ours.soap, static_args=("max_precondition_dim",))(learning_rate=0.05, **kw)
-  chex.assert_trees_all_close(_steps(injected, params, grads), plain, rtol=1e-6, atol=1e-7)
-  chex.assert_trees_all_equal(_steps(ours.soap(lambda count: 0.05, **kw), params, grads), plain)
+  chex.assert_trees_all_close(cm.run_steps(injected, params, grads), plain, rtol=1e-6, atol=1e-7)
+  chex.assert_trees_all_equal(cm.run_steps(ours.soap(lambda count: 0.05, **kw), params, grads), plain)
   # The injected rate is the one used: set in the state, it gives that rate's run.
   state = injected.init(params)
   state.hyperparams["learning_rate"] = jnp.asarray(0.025)
-  halved = _steps(injected, params, grads, state)
-  chex.assert_trees_all_close(halved, _steps(ours.soap(0.025, **kw), params, grads), rtol=1e-6, atol=1e-7)
+  halved = cm.run_steps(injected, params, grads, state)
+  chex.assert_trees_all_close(halved, cm.run_steps(ours.soap(0.025, **kw), params, grads), rtol=1e-6, atol=1e-7)
   assert not np.allclose(np.asarray(halved["w"]), np.asarray(plain["w"]))
 
 
 def test_traced_max_precondition_dim_names_static_args():
   tx = optax.inject_hyperparams(ours.soap)(learning_rate=0.05)
-  params, grads = _random(2, 1)
+  params, grads = cm.random_grads(2, 1)
   with pytest.raises(TypeError, match="`max_precondition_dim`.*static_args"):
     jax.jit(tx.update)(grads[0], tx.init(params), params)
 
 
 def test_multi_steps_equals_soap_on_the_mean_gradients():
-  params, grads = _random(3, 8)
+  params, grads = cm.random_grads(3, 8)
   kw = dict(learning_rate=0.05, precondition_frequency=2)
-  multi = optax.MultiSteps(ours.soap(**kw), every_k_schedule=2)
-  means = [jax.tree.map(lambda a, b: (a + b) / 2, grads[i], grads[i + 1]) for i in range(0, 8, 2)]
-  chex.assert_trees_all_close(_steps(multi, params, grads), _steps(ours.soap(**kw), params, means), rtol=1e-6)
+  cm.assert_multi_steps_is_the_mean_gradients_step(lambda: ours.soap(**kw), params, grads)
 
 
 def test_bfloat16_runs_and_keeps_its_dtype():
-  params, grads = _random(4, 7)
+  params, grads = cm.random_grads(4, 7)
   params, grads = jax.tree.map(lambda x: x.astype(jnp.bfloat16), (params, grads))
-  out = _steps(ours.soap(0.05, precondition_frequency=3, precondition_1d=True), params, grads)
+  out = cm.run_steps(ours.soap(0.05, precondition_frequency=3, precondition_1d=True), params, grads)
   assert all(v.dtype == jnp.bfloat16 for v in jax.tree.leaves(out))
   assert cm.finite(out)
 
