@@ -24,9 +24,9 @@ import pytest
 import torch
 from kron_torch import kron as ref
 
-import jaxopt_notes as jn
 from jaxopt_notes.contrib import _kron as ours
 from tests.contrib import _common as cm
+from tests.contrib import _torch_ref as cref
 from tests.contrib._torch_ref import precision
 
 STEPS = cm.STEPS
@@ -143,22 +143,6 @@ def _ours_kwargs(kw, precond_dtype):
   return kw
 
 
-def _problem(shapes, seed=0):
-  rng = np.random.default_rng(seed)
-  init = {k: rng.normal(size=s) for k, s in shapes.items()}
-  curv = {k: rng.uniform(1.0, 2.0, size=s) for k, s in shapes.items()}
-  noise = {k: rng.normal(size=(STEPS,) + s) for k, s in shapes.items()}
-  return init, curv, noise
-
-
-def _loss(curv, p, n, lib):
-  return sum(lib.sum(0.5 * curv[k] * p[k] ** 2 + 0.2 * lib.sin(2 * p[k]) + n[k] * p[k]) for k in p)
-
-
-# Module level, so the compiled gradient is shared by the cases with the same leaves.
-_grad = jax.jit(jax.grad(lambda p, curv, n: _loss(curv, p, n, jnp)))
-
-
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _draws(key, dims, dtype):
   """What our next update call draws: the balancing uniform and the probes (cached per layout)."""
@@ -168,45 +152,39 @@ def _draws(key, dims, dtype):
 
 def run_both(feed, kw, shapes, dtype, *, precond_dtype=None, jit=True, steps=STEPS):
   """Lockstep runs of kron_torch and ours; the params after every step and both final states."""
-  init, curv, noise = _problem(shapes)
-  tdt = getattr(torch, dtype)
-  names = sorted(shapes)  # jax's order of a dict's leaves, so probe i is leaf i on both sides
-  tparams = {k: torch.tensor(init[k], dtype=tdt, requires_grad=True) for k in names}
-  tcurv = {k: torch.tensor(v, dtype=tdt) for k, v in curv.items()}
-  opt = ref.Kron([tparams[k] for k in names], **_torch_kwargs(kw, precond_dtype))
-  opt.rng = feed
-  schedule = opt.param_groups[0]["preconditioner_update_probability"]
-  if isinstance(schedule, ref.ProbScheduler):
-    schedule._compiled = False  # the same function, not compiled
-  kw = _ours_kwargs(kw, precond_dtype)
-  tx = ours.kron(**kw)
+  shapes = {k: shapes[k] for k in sorted(shapes)}  # jax's leaf order, so probe i is leaf i on both sides
+
+  def make_reference(params, **torch_kw):
+    opt = ref.Kron(params, **torch_kw)
+    opt.rng = feed
+    schedule = opt.param_groups[0]["preconditioner_update_probability"]
+    if isinstance(schedule, ref.ProbScheduler):
+      schedule._compiled = False  # the same function, not compiled
+    return opt
+
+  torch_kw, kw = _torch_kwargs(kw, precond_dtype), _ours_kwargs(kw, precond_dtype)
   kron_kw = {k: v for k, v in kw.items() if k not in ("learning_rate", "weight_decay")}
   p_dtype = getattr(jnp, precond_dtype or "float32")
-  dims = tuple(ours._layout(shapes[k], kron_kw.get("merge_dims", True), kron_kw.get("max_size_triangular", 8192),
-                       kron_kw.get("min_ndim_triangular", 2), kron_kw.get("memory_save_mode")).dims for k in names)
-  update = jax.jit(tx.update) if jit else tx.update
-  jcurv = {k: jnp.asarray(v, dtype) for k, v in curv.items()}
-  p = {k: jnp.asarray(v, dtype) for k, v in init.items()}
-  state = tx.init(p)
-  got, want, updated = [], [], []
-  for t in range(steps):
+  dims = tuple(ours._layout(s, kron_kw.get("merge_dims", True), kron_kw.get("max_size_triangular", 8192),
+                            kron_kw.get("min_ndim_triangular", 2), kron_kw.get("memory_save_mode")).dims
+               for s in shapes.values())
+  updated, torch_q = [], {}
+
+  def before_step(t, state):
     uniform, probes = _draws(state[0].key, dims, p_dtype)
     feed.uniform = float(uniform)
     feed.probes = [torch.from_numpy(np.array(v)) for v in probes]
     feed.used = 0
-    opt.zero_grad()
-    _loss(tcurv, tparams, {k: torch.tensor(v[t], dtype=tdt) for k, v in noise.items()}, torch).backward()
-    opt.step()
-    want.append({k: v.detach().numpy().copy() for k, v in tparams.items()})
-    u, state = update(_grad(p, jcurv, {k: jnp.asarray(v[t], dtype) for k, v in noise.items()}), state, p)
-    p = jn.apply_updates(p, u)
-    got.append({k: np.asarray(v) for k, v in p.items()})
+
+  def after_step(t, state, opt, tparams):
     # The two sides agree on when the preconditioner was updated.
     updated.append(int(state[0].update_counter) == 0)
-    assert feed.used == (len(names) if updated[-1] else 0), t
-  assert all(v.dtype == np.dtype(dtype) for v in got[-1].values())
-  torch_q = {k: tuple(q.numpy() for q in opt.state[tparams[k]]["Q"]) for k in names}
-  return got, want, init, (state[0], torch_q, updated)
+    assert feed.used == (len(shapes) if updated[-1] else 0), t
+    torch_q.update({k: tuple(q.numpy() for q in opt.state[p]["Q"]) for k, p in tparams.items()})
+
+  run = cref.run_lockstep(make_reference, torch_kw, ours.kron(**kw), shapes, dtype, steps=steps, jit=jit,
+                          before_step=before_step, after_step=after_step)
+  return run.got, run.want, run.init, (run.state[0], torch_q, updated)
 
 
 def assert_close(got, want, init, states, tol):
