@@ -376,6 +376,21 @@ __all__ += [
     "warmup_constant_schedule",
 ]
 
+# Weight averaging (EMA, SWA) of the params, kept in the optimizer state.
+from jaxopt_notes.wrappers.averaging import (  # noqa: E402
+    ParamsAverageState,
+    averaged_params,
+    ema_params,
+    ema_power_warmup_decay,
+    ema_warmup_decay,
+    swa_params,
+)
+
+__all__ += [
+    "ParamsAverageState", "averaged_params", "ema_params", "ema_power_warmup_decay", "ema_warmup_decay",
+    "swa_params",
+]
+
 # optax.contrib's optimizers: jn.contrib.NAME, as optax.contrib.NAME after `import optax`.
 from jaxopt_notes import contrib  # noqa: E402
 

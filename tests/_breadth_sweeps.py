@@ -30,6 +30,7 @@ KEY = [(2.5, TypeError, "integer"), (-1, ValueError, ">= 0"), ("0", TypeError, "
        (jax.random.PRNGKey(0), TypeError, "jax.random.key")]
 _M = ("mask", MASK, "mask['w']")
 _MEMORY = [(0, ValueError, ">= 1"), (2.5, TypeError, "integer >= 1")]
+_START = [(-1, ValueError, ">= 0"), (2.5, TypeError, "integer")]
 
 NO_ARGUMENTS = {"scale_by_sign", "centralize", "keep_params_nonnegative", "zero_nans"}
 # Factories whose result is a factory of transforms (run and traced through what they build).
@@ -129,6 +130,14 @@ FACTORIES = {
     "normalize_by_update_norm": (jn.normalize_by_update_norm, {},
                                  _named("scale_factor", [(0.0, ValueError, "non-zero"), (NAN, ValueError, "finite"),
                                                          ("1", TypeError, "finite")]) + _sweep(eps=NONNEG)),
+    # weight averaging
+    "ema_params": (jn.ema_params, {"inner": jn.sgd(0.1)},
+                   _sweep(inner=TX, debias=FLAG, every=POSINT, average_dtype=DTYPE)
+                   + _named("decay", [(1.5, ValueError, "[0, 1]"), (-0.1, ValueError, "[0, 1]"),
+                                      (NAN, ValueError, "[0, 1]"), ("0.9", TypeError, "number")])
+                   + _named("start", _START)),
+    "swa_params": (jn.swa_params, {"inner": jn.sgd(0.1)},
+                   _sweep(inner=TX, every=POSINT, average_dtype=DTYPE) + _named("start", _START)),
     "apply_every": (jn.apply_every, {"k": 2}, _sweep(k=POSINT) + _named("k", [("2", TypeError, "number")])),
     "conditionally_transform": (jn.conditionally_transform,
                                 {"inner": jn.sgd(0.1), "should_transform_fn": lambda step: step >= 0},

@@ -206,7 +206,27 @@ TORCH = {
     ),
 }
 
-ALL = {**CORE, **CONTRIB, **TORCH}
+
+def _ema_adam(learning_rate):
+  return jn.ema_params(jn.adam(learning_rate), 0.9)
+
+
+def _swa_sgd(learning_rate):
+  return jn.swa_params(jn.sgd(learning_rate, momentum=0.9), start=5_000)
+
+
+def _averaged(state, params):
+  del params
+  return jn.averaged_params(state)
+
+
+# Weight averaging around an optimizer: the averaged params must reach the minimum too.
+AVERAGED = {
+    "ema_params_adam": _spec(_ema_adam, 1e-1, eval_params=_averaged),
+    "swa_params_sgd": _spec(_swa_sgd, 1e-3, eval_params=_averaged),
+}
+
+ALL = {**CORE, **CONTRIB, **TORCH, **AVERAGED}
 
 
 def target(name: str, dtype: Any = jnp.float32) -> tuple[Any, Any, Callable[[Any], Any]]:
