@@ -41,7 +41,7 @@ from jaxopt_notes.contrib._muon import (
     scale_by_shape,
 )
 from jaxopt_notes.contrib._privacy import DifferentiallyPrivateAggregateState, differentially_private_aggregate, dpsgd
-from jaxopt_notes.contrib._prodigy import DAdaptAdamWState, ProdigyState, dadapt_adamw, prodigy
+from jaxopt_notes.contrib._prodigy import DAdaptAdamWState, ProdigyCappedState, ProdigyState, dadapt_adamw, prodigy
 from jaxopt_notes.contrib._sam import NormalizeState, SAMState, normalize, sam
 from jaxopt_notes.contrib._schedule_free import (
     ScheduleFreeState,
@@ -64,8 +64,8 @@ from jaxopt_notes.training.plateau import ReduceLROnPlateauState, reduce_on_plat
 __all__ = [
     "COCOBState", "DAdaptAdamWState", "DifferentiallyPrivateAggregateState", "DoGState", "DoWGState",
     "GaLoreDimensionNumbers", "GaLoreState", "HutchinsonState", "KronState", "MadgradState", "MechanicState",
-    "MomoAdamState", "MomoState", "MuonDimensionNumbers", "MuonState", "NormalizeState", "ProdigyState",
-    "ReduceLROnPlateauState", "SAMState", "SOAPState", "ScaleByAdamMiniState", "ScaleByAdemamixState",
+    "MomoAdamState", "MomoState", "MuonDimensionNumbers", "MuonState", "NormalizeState", "ProdigyCappedState",
+    "ProdigyState", "ReduceLROnPlateauState", "SAMState", "SOAPState", "ScaleByAdamMiniState", "ScaleByAdemamixState",
     "ScaleByMarsState", "ScaleBySimplifiedAdEMAMixState", "ScheduleFreeState", "ShampooState", "SophiaState",
     "SplitRealAndImaginaryArrays", "SplitRealAndImaginaryState", "acprop", "adam_mini", "adam_mini_partition",
     "ademamix", "adopt", "cautious", "cautious_adamw", "cautious_lion", "cautious_mask", "cocob", "dadapt_adamw",
