@@ -67,7 +67,7 @@ def loss(prob: Problem, params: dict, curv: dict, noise: dict, lib: Any) -> Any:
 
 
 @jax.jit
-def _grad(params, curv, noise, scale, t):
+def grad(params, curv, noise, scale, t):
   # One compiled gradient per set of shapes and dtype, shared by every run.
   prob = Problem({}, {}, {}, scale)
   return jax.grad(lambda p: loss(prob, p, curv, {k: n[t] for k, n in noise.items()}, jnp))(params)
@@ -122,7 +122,7 @@ def run_lockstep(
     loss(prob, tparams, tcurv, {k: torch.tensor(v[t], dtype=tdt) for k, v in prob.noise.items()}, torch).backward()
     opt.step()
     want.append({k: v.detach().numpy().copy() for k, v in tparams.items()})
-    u, state = update(_grad(p, jcurv, jnoise, jscale, t), state, p)
+    u, state = update(grad(p, jcurv, jnoise, jscale, t), state, p)
     p = jn.apply_updates(p, u)
     if after_step is not None:
       edited = after_step(t, state, opt, tparams)

@@ -62,7 +62,7 @@ def _lockstep(torch_opt, averaged, tx, *, start=0, every=1):
     opt.step()
     if _due(t + 1, start, every):
       avg_model.update_parameters(model)
-    u, state = update(tr._grad(p, jcurv, jnoise, jscale, t), state, p)
+    u, state = update(tr.grad(p, jcurv, jnoise, jscale, t), state, p)
     p = jn.apply_updates(p, u)
     theirs = {k: v.detach().numpy().copy() for k, v in avg_model.module.p.items()}
     averages.append((_numpy(read(state)), theirs))
