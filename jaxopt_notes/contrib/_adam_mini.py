@@ -165,12 +165,7 @@ def _view(label: str, shape: tuple[int, ...], flax: bool, head_numel: Optional[i
 def _check_size(name: str, value: Any) -> Optional[int]:
   if value is None:
     return None
-  if isinstance(value, jax.core.Tracer):
-    raise TypeError(
-        f"`{name}` sets the blocks' shapes, so it must be concrete (name it in "
-        f"inject_hyperparams' static_args); got {value!r}"
-    )
-  return validation.check_int(name, value)
+  return validation.check_shape_int(name, value, "the blocks' shapes")
 
 
 def scale_by_adam_mini(

@@ -220,15 +220,6 @@ def _probes(probe_key, dims: Sequence[tuple[int, ...]], dtype):
   return [jnp.reshape(flat[int(a):int(a) + n], d) for a, n, d in zip(starts, sizes, dims)]
 
 
-def _concrete_int(name, value, minimum):
-  if isinstance(value, jax.core.Tracer):
-    raise TypeError(
-        f"`{name}` decides the factors' shapes, so it must be concrete (name it in "
-        f"inject_hyperparams' static_args); got {value!r}"
-    )
-  return validation.check_int(name, value, minimum=minimum)
-
-
 def _check_probability(value):
   if value is None or callable(value):
     return
@@ -328,8 +319,8 @@ def scale_by_kron(
   """
   validation.check_unit_interval("b1", b1)
   _check_probability(preconditioner_update_probability)
-  max_size = _concrete_int("max_size_triangular", max_size_triangular, 0)
-  min_ndim = _concrete_int("min_ndim_triangular", min_ndim_triangular, 0)
+  max_size = validation.check_shape_int("max_size_triangular", max_size_triangular, "the factors' shapes", minimum=0)
+  min_ndim = validation.check_shape_int("min_ndim_triangular", min_ndim_triangular, "the factors' shapes", minimum=0)
   if memory_save_mode not in MEMORY_SAVE_MODES:
     raise ValueError(f"`memory_save_mode` must be one of {MEMORY_SAVE_MODES}; got {memory_save_mode!r}")
   validation.check_flags(momentum_into_precond_update=momentum_into_precond_update, merge_dims=merge_dims)

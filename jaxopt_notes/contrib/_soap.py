@@ -264,12 +264,7 @@ def soap(
     validation.check_unit_interval("shampoo_beta", shampoo_beta)
   validation.check_non_negative("weight_decay", weight_decay)
   validation.check_positive_int("precondition_frequency", precondition_frequency)
-  if isinstance(max_precondition_dim, jax.core.Tracer):
-    raise TypeError(
-        "`max_precondition_dim` sets the bases' shapes, so it must be concrete (name it in "
-        f"inject_hyperparams' static_args); got {max_precondition_dim!r}"
-    )
-  max_dim = validation.check_int("max_precondition_dim", max_precondition_dim)
+  max_dim = validation.check_shape_int("max_precondition_dim", max_precondition_dim, "the bases' shapes")
   validation.check_flags(
       merge_dims=merge_dims, precondition_1d=precondition_1d, correct_bias=correct_bias,
       normalize_gradient=normalize_gradient,

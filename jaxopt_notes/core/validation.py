@@ -28,6 +28,7 @@ __all__ = [
     "check_positive",
     "check_positive_int",
     "check_real",
+    "check_shape_int",
     "check_steps",
     "check_that",
     "check_unit_interval",
@@ -178,6 +179,17 @@ def check_int(name: str, value: Any, *, minimum: int = 1, meaning: str = "") -> 
   if int(arr) < minimum:
     raise ValueError(f"`{name}` must be {expected}; got {value!r}")
   return int(arr)
+
+
+def check_shape_int(name: str, value: Any, sets: str, *, minimum: int = 1) -> int:
+  """:func:`check_int` for an argument that sets array shapes (``sets``: which),
+  so it cannot be traced: under ``inject_hyperparams`` it must be a static arg."""
+  if isinstance(value, jax.core.Tracer):
+    raise TypeError(
+        f"`{name}` sets {sets}, so it must be concrete (name it in "
+        f"inject_hyperparams' static_args); got {value!r}"
+    )
+  return check_int(name, value, minimum=minimum)
 
 
 def check_that(name: str, value: Any, test: Callable[[np.ndarray], Any], expected: str) -> None:
