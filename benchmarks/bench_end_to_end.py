@@ -94,9 +94,9 @@ class Transformer(nnx.Module):
 def _problem(name: str):
   """(model, loss(model, batch), batch, torch builder)."""
   key = jax.random.key(0)
-  if name in ("mlp", "mlp-batch8"):
+  if name == "mlp" or name.startswith("mlp-batch"):
     sizes = [512, 2048, 2048, 2048, 2048, 10]
-    batch = 64 if name == "mlp" else 8
+    batch = 64 if name == "mlp" else int(name.removeprefix("mlp-batch"))
     x = jax.random.normal(key, (batch, 512))
     y = jax.random.randint(key, (batch,), 0, 10)
 
@@ -114,7 +114,7 @@ def _problem(name: str):
 
     model = Transformer(**cfg, rngs=nnx.Rngs(0))
     return model, loss, ids, lambda torch: _torch_transformer(torch, cfg, ids)
-  raise ValueError(f"unknown model {name!r}; valid: mlp, mlp-batch8, transformer")
+  raise ValueError(f"unknown model {name!r}; valid: mlp, mlp-batch<N>, transformer")
 
 
 def _torch_mlp(torch, sizes, x, y):

@@ -44,6 +44,7 @@ from jaxopt_notes.core.tree import (
     tree_zeros_like,
 )
 from jaxopt_notes.kernels.fused import FusedStatus, apply_step, fused_status
+from jaxopt_notes.kernels.host_memory import keep_freed_host_memory
 from jaxopt_notes.optimizers.adadelta import adadelta
 from jaxopt_notes.optimizers.adagrad import adagrad
 from jaxopt_notes.optimizers.adam import adam, adamax, adamw, amsgrad, nadam, nadamw, radam
@@ -192,7 +193,7 @@ __all__ = [
     "bytes_per_device", "placed_like", "shard_state", "sharding",
     "state_shardings", "zero1_spec",
     # fused steps
-    "FusedStatus", "apply_step", "fused_status",
+    "FusedStatus", "apply_step", "fused_status", "keep_freed_host_memory",
     # training helpers
     "GradientCheckError", "ReduceLROnPlateauState", "fit", "gradient_check",
     "minibatches", "newton", "reduce_on_plateau", "scale_by_newton",

@@ -29,7 +29,7 @@ _SETTINGS = settings(max_examples=30, deadline=None, derandomize=False,
 
 _SHAPES = [
     ((7,),), ((3, 5),), ((),), ((2, 3, 4),), ((1, 17),), ((9, 1),), ((1, 9),), ((1, 1, 9),), ((0,), (3, 5)),
-    ((6,), (4, 3)), ((37,), (5,), (2, 2)), ((17,), ()), ((1000,),),
+    ((6,), (4, 3)), ((37,), (5,), (2, 2)), ((17,), ()), ((1000,),), ((100, 3),),
 ]
 # Decimal exponents the values are drawn from, per element.
 _PROFILES = {
@@ -151,6 +151,9 @@ def _adagrad(lr, schedule, initial, eps):
 @tf.needs_kernel
 @_SETTINGS
 @given(initial=st.sampled_from([0.0, 0.1]), eps=st.sampled_from([0.0, 1e-7, 1.0]), **_common)
+# Found by this test: a (4, 3) leaf under a run-time learning rate (XLA's uncontracted multiply-add).
+@example(initial=0.0, eps=0.0, shapes=((6,), (4, 3)), flat=False, seed=75188, profile="mixed", lr=0.01,
+         schedule="piecewise")
 def test_adagrad_bitwise_or_reference(shapes, flat, seed, profile, lr, schedule, initial, eps):
   _check(_adagrad, (lr, schedule, initial, eps), shapes, flat, seed, profile)
 
