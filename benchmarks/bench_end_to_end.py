@@ -5,11 +5,13 @@ torch)::
 
     python benchmarks/bench_end_to_end.py                      # every model, 20 rounds
     python benchmarks/bench_end_to_end.py --models mlp --repeats 40
+    JAXOPT_NOTES_KEEP_HOST_MEMORY=0 python benchmarks/bench_end_to_end.py  # glibc's malloc defaults
 
 Two flax nnx models with Adam(1e-3):
 
 * ``mlp``: 512 -> 2048 -> 2048 -> 2048 -> 2048 -> 10, ReLU (13.6M params, 10 leaves), batch 64;
-  ``mlp-batch8`` the same on batch 8, where the optimizer is a large share of the step;
+  ``mlp-batch8`` the same on batch 8, where the optimizer is a large share of the step
+  (``mlp-batch<N>``: any batch size; ``mlp-batch1`` is in the default set);
 * ``transformer``: a pre-norm encoder, 12 layers, width 384, 6 heads, MLP 1536, vocabulary
   8192, 64 tokens, batch 4 (about 28M params, 200 leaves), next-token cross-entropy.
 
@@ -27,7 +29,9 @@ fresh random order:
 * ``torch``: the same architecture in torch, ``torch.optim.Adam(fused=True)``, eager
   forward, backward and step (torch's own fast path on the CPU).
 
-It prints each median in ms, ``ours / optax`` with the middle half of the round-by-round
+Every runner shares the process: once the fused step has been traced,
+``jn.keep_freed_host_memory()`` is in effect for all of them (optax's included). It prints
+each median in ms, ``ours / optax`` with the middle half of the round-by-round
 ratios (the noise; an interval straddling 1 is no difference) and the optimizer's share of
 optax's step (optax's step alone, on the same params, over the whole step).
 """
@@ -231,7 +235,7 @@ def _optimizer_share(model, samples_optax: list[float], repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--models", default="mlp,mlp-batch8,transformer")
+  parser.add_argument("--models", default="mlp,mlp-batch8,mlp-batch1,transformer")
   parser.add_argument("--repeats", type=int, default=20)
   args = parser.parse_args(argv)
   print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, fused kernel: {jn.fused_status().available}\n")

@@ -22,6 +22,8 @@ random order each round:
   params + grads + state;
 * for shape b, the achieved bandwidth (nominal bytes: 28 per parameter for Adam/AdamW, 20 for the
   others) next to an in-place streaming kernel with Adam's traffic and no arithmetic;
+* for shape b and Adam, the floor of any plain-path kernel: the stream kernel's time plus
+  ``apply_updates`` alone (params donated), over optax's ``update`` + ``apply_updates``;
 * once, the trace + compile time of a 10-transform chain over 200 leaves, ours vs optax.
 
 It prints markdown tables with the ratios ``ours / optax`` and ``ours / torch`` (below 1 is
@@ -163,6 +165,12 @@ def _stream_runner(n: int) -> _Runner | None:
   return _Runner(step, params, state, grads)
 
 
+def _add_runner(n: int) -> _Runner:
+  """``apply_updates`` alone, params donated: the pass the protocol adds after any ``update``."""
+  params, updates = {"p": jnp.ones((n,), jnp.float32)}, {"p": jnp.ones((n,), jnp.float32)}
+  return _Runner(lambda p, s, g: (jn.apply_updates(p, g), s), params, (), updates)
+
+
 def _torch_runner(factory, sizes: list[int]) -> Callable[[], None] | None:
   try:
     import torch  # pylint: disable=g-import-not-at-top
@@ -291,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         "| ours/optax middle half | ours/torch | flat state ms | flat state/optax | flat params ms | flat params/optax "
         "| compile ours s | compile optax s | peak ours | peak optax |")
   print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-  b_rows = []
+  b_rows, plain_floor = [], None
   for shape in args.shapes.split(","):
     sizes = _leaf_sizes(shape)
     bf16 = shape == "d"
@@ -306,6 +314,8 @@ def main(argv: list[str] | None = None) -> None:
         runners["flat"] = _jax_runner(ours_f(), sizes, dtype, fused=None, flat=True)
       if shape == "b" and (stream := _stream_runner(sizes[0])) is not None:
         runners["stream"] = stream
+        if name == "adam":
+          runners["add"] = _add_runner(sizes[0])
       torch_run = None if bf16 else _torch_runner(torch_f, sizes)
       if torch_run is not None:
         runners["torch"] = torch_run
@@ -324,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
         if "stream" in t:
           gbs["stream"] = 28 * sizes[0] / t["stream"] / 1e9
         b_rows.append((name, gbs))
+        if "add" in t:
+          plain_floor = (t["stream"] + t["add"]) / t["optax"]
       del runners
   if b_rows:
     print()
@@ -336,6 +348,11 @@ def main(argv: list[str] | None = None) -> None:
       cells = [f"{gbs[k]:.1f}" if k in gbs else "-" for k in ("ours", "optax", "torch", "stream")]
       share = f"{gbs['ours'] / gbs['stream']:.2f}" if "stream" in gbs else "-"
       print("| " + " | ".join([name, *cells, share]) + " |")
+  if plain_floor is not None:
+    print()
+    print("Floor of the plain protocol path for Adam on shape b (an update kernel moving no more than "
+          "the stream kernel, then apply_updates' own pass over params and updates): "
+          f"(stream + apply_updates) / optax = {plain_floor:.2f}")
   if not args.no_compile_chain:
     ours_c, optax_c = _chain_compile_times()
     print()
