@@ -29,8 +29,8 @@ fresh random order:
 * ``torch``: the same architecture in torch, ``torch.optim.Adam(fused=True)``, eager
   forward, backward and step (torch's own fast path on the CPU).
 
-Every runner shares the process: once the fused step has been traced,
-``jn.keep_freed_host_memory()`` is in effect for all of them (optax's included). It prints
+Every runner shares the process: ``import jaxopt_notes`` has called
+``jn.keep_freed_host_memory()``, which is in effect for all of them (optax's included). It prints
 each median in ms, ``ours / optax`` with the middle half of the round-by-round
 ratios (the noise; an interval straddling 1 is no difference) and the optimizer's share of
 optax's step (optax's step alone, on the same params, over the whole step).

@@ -44,6 +44,7 @@ from jaxopt_notes.core.tree import (
     tree_zeros_like,
 )
 from jaxopt_notes.kernels.fused import FusedStatus, apply_step, fused_status
+from jaxopt_notes.kernels.host_memory import keep_at_import as _keep_at_import
 from jaxopt_notes.kernels.host_memory import keep_freed_host_memory
 from jaxopt_notes.optimizers.adadelta import adadelta
 from jaxopt_notes.optimizers.adagrad import adagrad
@@ -405,3 +406,7 @@ for _alias, _module in (("tree", tree), ("projections", projections), ("second_o
                         ("microbatching", microbatching), ("sharding", sharding)):
   _sys.modules.setdefault(f"{__name__}.{_alias}", _module)
 del _alias, _module
+
+# Before JAX's CPU client starts its threads: freed step temporaries are then reused, not mapped
+# afresh every step (jaxopt_notes/kernels/host_memory.py; JAXOPT_NOTES_KEEP_HOST_MEMORY=0: off).
+_keep_at_import()

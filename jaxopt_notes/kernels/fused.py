@@ -96,7 +96,7 @@ import numpy as np
 
 from jaxopt_notes.core import base
 from jaxopt_notes.core import tree as tree_lib
-from jaxopt_notes.kernels import host_memory, rules
+from jaxopt_notes.kernels import rules
 
 __all__ = ["apply_step", "fused_status", "FusedStatus", "kernel_library_path"]
 
@@ -481,8 +481,6 @@ def apply_step(
     if fused:
       raise ValueError(f"apply_step(fused=True) cannot use the fused kernel: {reason}")
     return _reference_path(tx, grads, state, params, **extra_args)
-  # The kernel's gradients are XLA temporaries: without this, fresh pages every step.
-  host_memory.keep_for_the_kernel()
 
   @jax.custom_jvp
   def step(g, s, p):
