@@ -120,6 +120,10 @@ class _Runner:
     self.peak_bytes = (mem.argument_size_in_bytes + mem.output_size_in_bytes
                        - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
     self.budget_bytes = sum(x.nbytes for x in jax.tree.leaves((params, state, grads)))
+    cost = self.compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    # XLA's own count of the bytes its program reads and writes (None where unreported).
+    self.bytes_accessed = (cost or {}).get("bytes accessed")
     self.box = [params, state]
     self.grads = grads
     text = self.compiled.as_text()
@@ -335,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
           gbs["stream"] = 28 * sizes[0] / t["stream"] / 1e9
         b_rows.append((name, gbs))
         if "add" in t:
-          plain_floor = (t["stream"] + t["add"]) / t["optax"]
+          plain_floor = (t["stream"] + t["add"]) / t["optax"], opt.bytes_accessed, sizes[0], t
       del runners
   if b_rows:
     print()
@@ -349,10 +353,19 @@ def main(argv: list[str] | None = None) -> None:
       share = f"{gbs['ours'] / gbs['stream']:.2f}" if "stream" in gbs else "-"
       print("| " + " | ".join([name, *cells, share]) + " |")
   if plain_floor is not None:
+    floor, optax_bytes, n, t = plain_floor
     print()
     print("Floor of the plain protocol path for Adam on shape b (an update kernel moving no more than "
           "the stream kernel, then apply_updates' own pass over params and updates): "
-          f"(stream + apply_updates) / optax = {plain_floor:.2f}")
+          f"(stream + apply_updates) / optax = {floor:.2f}")
+    if optax_bytes:
+      # The protocol's least traffic: update reads g, m, v and writes m, v, u
+      # (24 B); apply_updates reads p, u and writes p (12 B).
+      stream_bw = 28 * n / t["stream"]
+      print(f"Bytes: optax's update + apply_updates program moves {optax_bytes / n:.0f} B/param "
+            "(XLA's cost analysis); any kernel behind tx.update, then apply_updates, moves at least "
+            f"24 + 12 = 36: {36 * n / optax_bytes:.2f} of optax's traffic, and at the stream kernel's "
+            f"bandwidth {36 * n / stream_bw / t['optax']:.2f} of optax's time")
   if not args.no_compile_chain:
     ours_c, optax_c = _chain_compile_times()
     print()
