@@ -1,6 +1,6 @@
-"""Bad-argument sweeps of the factories added for optax breadth (merged into test_reliability's).
+"""Bad-argument sweeps of the factories added for optax breadth (merged into test_bad_arguments').
 
-Same form as ``test_reliability.FACTORIES``: name -> (factory, valid kwargs,
+Same form as ``test_bad_arguments.FACTORIES``: name -> (factory, valid kwargs,
 [(arg, bad value, error, hint, named)]).
 """
 

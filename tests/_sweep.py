@@ -1,4 +1,4 @@
-"""Bad argument values shared by the construction sweeps (test_reliability, test_breadth_sweeps)."""
+"""Bad argument values shared by the construction sweeps (test_bad_arguments and _breadth_sweeps)."""
 
 import jax.numpy as jnp
 
