@@ -27,6 +27,7 @@ from tests._sweep import (
   FLAG,
   LR,
   MASK,
+  NAN,
   NONNEG,
   POSINT,
   POSITIVE,
@@ -35,9 +36,6 @@ from tests._sweep import (
   _named,
   _sweep,
 )
-
-NAN = float("nan")
-
 
 # name -> (factory, valid kwargs, [(arg, bad value, error, hint, named)])
 # shard_state's arguments need a mesh; one device is enough to check them.

@@ -24,9 +24,9 @@ import jaxopt_notes as jn
 from tests import _zoo
 from tests._problems import linspace_params as _params
 from tests._problems import normal_grads as _grads
+from tests._sweep import INF, NAN
 
 INT32_MAX = int(np.iinfo(np.int32).max)
-NAN, INF = float("nan"), float("inf")
 
 
 # --- 1. mismatched trees at update time ---------------------------------------
